@@ -1,0 +1,3 @@
+from seqbench.cli import app
+
+app(prog_name="seqbench")

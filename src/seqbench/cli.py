@@ -1,0 +1,120 @@
+"""`python -m seqbench <stage>`: one sub-command per stage. Dispatch only: the work is in the modules."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="seqbench: a reproducible benchmark of sequence-model architectures.")
+
+DatasetOpt = typer.Option(..., "--dataset", "-d", help="dataset name, as in params.yaml")
+
+
+def _run(stage: Callable[..., object], **kwargs) -> None:
+    """Load params.yaml from the current folder, run a stage, turn user errors into one clear line."""
+    from seqbench.errors import SeqbenchError
+    from seqbench.params import ParamsError, load_params
+    from seqbench.paths import Layout
+
+    try:
+        layout = Layout.from_cwd()
+        stage(load_params(layout.params), layout, **kwargs)
+    except (ParamsError, SeqbenchError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def download(dataset: str = DatasetOpt) -> None:
+    """Fetch a dataset's raw files (mirror folder first, then the canonical URL), verified."""
+    from seqbench import download as stage
+
+    _run(stage.run, dataset=dataset)
+
+
+@app.command()
+def standardize(dataset: str = DatasetOpt) -> None:
+    """Raw files -> data/standard/<ds>.parquet (typed, cleaned)."""
+    from seqbench import standardize as stage
+
+    _run(stage.run, dataset=dataset)
+
+
+@app.command()
+def split(dataset: str = DatasetOpt) -> None:
+    """Standard table -> data/split/<ds>/{train,val,test}.parquet + split.json (protocol's splits)."""
+    from seqbench import split as stage
+
+    _run(stage.run, dataset=dataset)
+
+
+@app.command()
+def features(dataset: str = DatasetOpt) -> None:
+    """Splits -> data/features/<ds>/ (train-only scaler + window specs, or vocabularies + encodings)."""
+    from seqbench import features as stage
+
+    _run(stage.run, dataset=dataset)
+
+
+@app.command("tracking-init")
+def tracking_init() -> None:
+    """Create the MLflow store and one experiment per dataset, before any training job starts."""
+    from seqbench import tracking as stage
+
+    _run(stage.run_init)
+
+
+@app.command()
+def train(
+    dataset: str = DatasetOpt,
+    model: str = typer.Option(..., "--model", "-m", help="model name, as in params.yaml"),
+    seed: int = typer.Option(..., "--seed", "-s", min=0),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: all cores)", min=0),
+) -> None:
+    """Train and evaluate one (dataset, model, seed): runs/<ds>/<model>/seed<k>/ + one MLflow run."""
+    from seqbench import train as stage
+
+    _run(stage.run, dataset=dataset, model=model, seed=seed, threads=threads)
+
+
+@app.command()
+def aggregate() -> None:
+    """Every runs/**/metrics.json -> reports/results.csv, summary.csv, costs.csv, leaderboard.md."""
+    from seqbench import aggregate as stage
+
+    _run(stage.run)
+
+
+@app.command()
+def report() -> None:
+    """Execute reports/comparison.ipynb with papermill and render reports/comparison.html."""
+    from seqbench import report as stage
+
+    _run(stage.run)
+
+
+@app.command("make-jena-like")
+def make_jena_like(
+    rows: int = typer.Option(..., "--rows", min=1000, help="data rows (the real file has 420,551)"),
+    out: Path = typer.Option(..., "--out", help="folder to write the zip and a SHA256SUMS into"),
+    seed: int = typer.Option(0, "--seed", min=0),
+) -> None:
+    """Write a generated file in the exact raw format of the Jena climate download (offline testing)."""
+    from seqbench.datasets import jena
+
+    jena.write_jena_like(out, rows=rows, seed=seed)
+
+
+@app.command()
+def workspace(
+    folder: Path = typer.Argument(..., help="new project folder to create"),
+    preset: str = typer.Option("smoke", "--preset", help="preset whose job lists and seeds to use"),
+) -> None:
+    """Copy the workflow into FOLDER with params.yaml switched to PRESET (e.g. the smoke workload)."""
+    from seqbench import workspace as stage
+
+    _run(stage.run, folder=folder, preset_name=preset)

@@ -1,0 +1,106 @@
+"""Model registry: every name usable in params.yaml -> how to build it and what it can do.
+
+Torch-free at import (params validation reads it); builders are imported on first use.
+
+Builder contract: `build(task, settings) -> torch.nn.Module`, where `task` is a seqbench.tasks
+spec and `settings` the model's validated settings object. Shapes (all batch-first):
+  forecast  x (B, T, F_in) float, scaled  -> (B, H, F_out), scaled
+            every_step models (seq2seq)   -> (B, T, H, F_out): the forecast made at every input step
+  text      x (B, L) int64 ids, or (B, V) float for bag-of-words inputs -> (B,) logits
+  chars     x (B, T) int64 ids -> (B, T, V) logits
+A module without parameters (naive, seasonal_naive, sarima) is evaluated without training.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Literal
+
+from seqbench.models import settings as S
+from seqbench.tasks import FAMILY_KINDS, Task
+
+FORECAST = FAMILY_KINDS["forecast"]
+TextInput = Literal["sequence", "bow_unigram", "bow_bigram", "bow_tfidf"]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builders: dict[str, str]  # family -> "module:function"
+    kinds: tuple[str, ...]
+    settings: type[S.ModelSettings] = S.NoSettings
+    univariate_only: bool = False  # needs inputs == targets == one series (SARIMA)
+    every_step: bool = False  # trained on a forecast at every input step (seq2seq)
+    text_input: TextInput = "sequence"
+
+    def supports(self, task: Task) -> bool:
+        if task.kind not in self.kinds:
+            return False
+        return not (self.univariate_only and not getattr(task, "univariate", False))
+
+    def build(self, task: Task, settings: S.ModelSettings):
+        if not self.supports(task):
+            raise ValueError(f"model {self.name!r} does not support task {task.name!r} ({task.kind})")
+        module_name, function = self.builders[task.family].split(":")
+        return getattr(importlib.import_module(module_name), function)(task, settings)
+
+
+def _forecast(name: str, module: str, settings=S.NoSettings, **kw) -> ModelEntry:
+    return ModelEntry(name, {"forecast": f"seqbench.models.{module}:build_{name}"}, FORECAST, settings, **kw)
+
+
+def _text(name: str, module: str, settings, **kw) -> ModelEntry:
+    return ModelEntry(name, {"text": f"seqbench.models.{module}:build_{name}"}, ("text_binary",), settings, **kw)
+
+
+def _chars(name: str, module: str, settings) -> ModelEntry:
+    return ModelEntry(name, {"chars": f"seqbench.models.{module}:build_{name}"}, ("next_char",), settings)
+
+
+REGISTRY: dict[str, ModelEntry] = {
+    entry.name: entry
+    for entry in (
+        _forecast("naive", "baselines"),
+        _forecast("seasonal_naive", "baselines"),
+        _forecast("linear", "dense"),
+        _forecast("dlinear", "dense", S.DLinearSettings),
+        _forecast("mlp", "dense", S.MLPSettings),
+        _forecast("cnn1d", "conv", S.CNN1DSettings),
+        _forecast("rnn", "recurrent", S.RecurrentSettings),
+        _forecast("deep_rnn", "recurrent", S.DeepRecurrentSettings),
+        _forecast("lstm", "recurrent", S.RecurrentSettings),
+        _forecast("lstm_dropout", "recurrent", S.LSTMDropoutSettings),
+        _forecast("gru", "recurrent", S.RecurrentSettings),
+        _forecast("stacked_gru", "recurrent", S.StackedGRUSettings),
+        _forecast("bilstm", "recurrent", S.RecurrentSettings),
+        _forecast("conv_gru", "recurrent", S.ConvGRUSettings),
+        _forecast("seq2seq", "recurrent", S.Seq2SeqSettings, every_step=True),
+        _forecast("sarima", "statistical", S.SarimaSettings, univariate_only=True),
+        ModelEntry(
+            "transformer",
+            {
+                "forecast": "seqbench.models.transformer:build_forecast_transformer",
+                "text": "seqbench.models.transformer:build_text_transformer",
+            },
+            (*FORECAST, "text_binary"),
+            S.TransformerSettings,
+        ),
+        _text("bow_unigram", "bow", S.BowSettings, text_input="bow_unigram"),
+        _text("bow_bigram", "bow", S.BowSettings, text_input="bow_bigram"),
+        _text("bow_tfidf", "bow", S.BowSettings, text_input="bow_tfidf"),
+        _text("bilstm_onehot", "recurrent", S.BiLSTMOneHotSettings),
+        _text("bilstm_embedding", "recurrent", S.BiLSTMEmbeddingSettings),
+        _text("textcnn", "conv", S.TextCNNSettings),
+        _chars("char_gru", "recurrent", S.CharRNNSettings),
+        _chars("char_lstm", "recurrent", S.CharRNNSettings),
+        _chars("char_transformer", "transformer", S.CharTransformerSettings),
+    )
+}
+
+
+def get(name: str) -> ModelEntry:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(REGISTRY)}") from None

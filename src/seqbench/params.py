@@ -1,0 +1,398 @@
+"""params.yaml -> one typed, frozen, validated object. The only place settings are parsed.
+
+Every stage and both orchestrators go through `load_params`; an unknown key, a wrong type or an
+impossible value raises ParamsError naming the key before any work starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from seqbench import datasets as dataset_registry
+from seqbench import models as model_registry
+from seqbench.models.settings import ModelSettings
+from seqbench.tasks import FAMILY_KINDS
+
+JOB_GROUPS = ("forecast", "statistical", "text", "chars")
+
+
+class ParamsError(ValueError):
+    """Invalid settings; the message names the file and key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_fractions(value: tuple[float, float, float]) -> tuple[float, float, float]:
+    if any(f <= 0 for f in value):
+        raise ValueError(f"split fractions must all be > 0, got {list(value)}")
+    if abs(sum(value) - 1.0) > 1e-9:
+        raise ValueError(f"split fractions must add up to 1, got {list(value)} (sum {sum(value):g})")
+    return value
+
+
+Fractions = Annotated[tuple[float, float, float], AfterValidator(_check_fractions)]
+
+
+# --- what runs -------------------------------------------------------------------------------------
+class JobGroup(Strict):
+    datasets: list[str]
+    models: list[str]
+
+
+class Jobs(Strict):
+    forecast: JobGroup
+    statistical: JobGroup
+    text: JobGroup
+    chars: JobGroup
+
+
+class DataSettings(Strict):
+    mirrors: list[str] = []
+    retries: PositiveInt = 3
+    timeout_s: PositiveFloat = 60
+    on_missing: Literal["skip", "fail"] = "skip"
+
+
+# --- protocols -------------------------------------------------------------------------------------
+class DatasetTraining(Strict):
+    batch_size: PositiveInt
+    loss: Literal["mse", "mae", "huber", "bce", "cross_entropy"]
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "nadam"]
+    lr: PositiveFloat
+    momentum: float | None = Field(default=None, ge=0, lt=1)
+    weight_decay: float | None = Field(default=None, ge=0)
+
+
+class SyntheticSettings(Strict):
+    rows: int = Field(ge=200)
+    variables: PositiveInt
+    noise: float = Field(ge=0)
+    generator_seed: NonNegativeInt
+    split: Fractions
+    lookback: PositiveInt
+    horizon: PositiveInt
+    season: PositiveInt
+    training: DatasetTraining
+
+
+class JenaSettings(Strict):
+    split: Fractions
+    sampling: PositiveInt
+    lookback: PositiveInt
+    target: str
+    target_delay_hours: PositiveInt
+    season: PositiveInt
+    training: DatasetTraining
+
+    @field_validator("target")
+    @classmethod
+    def _known_column(cls, value: str) -> str:
+        from seqbench.datasets.jena import COLUMNS
+
+        if value not in COLUMNS:
+            raise ValueError(f"target {value!r} is not a Jena column; choose one of {list(COLUMNS)}")
+        return value
+
+
+class EttSettings(Strict):
+    borders: tuple[PositiveInt, PositiveInt, PositiveInt]
+    lookback: PositiveInt
+    horizons: list[PositiveInt] = Field(min_length=1)
+    extra_lookbacks: list[PositiveInt] = []
+    season: PositiveInt
+    training: DatasetTraining
+
+    @field_validator("borders")
+    @classmethod
+    def _increasing(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        if not value[0] < value[1] < value[2]:
+            raise ValueError(f"borders must increase (train end < validation end < test end), got {list(value)}")
+        return value
+
+
+class CtaSettings(Strict):
+    train: tuple[dt.date, dt.date]
+    val: tuple[dt.date, dt.date]
+    test: tuple[dt.date, dt.date | None]
+    scale: PositiveFloat
+    lookback: PositiveInt
+    long_horizon: int = Field(ge=2)
+    season: PositiveInt
+    training: DatasetTraining
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "CtaSettings":
+        bounds = [*self.train, *self.val, self.test[0]]
+        if any(a >= b for a, b in zip(bounds, bounds[1:])):
+            raise ValueError("train, val and test date ranges must be ordered and must not overlap")
+        return self
+
+
+class ImdbSettings(Strict):
+    val_fraction: float = Field(gt=0, lt=1)
+    split_seed: NonNegativeInt
+    max_tokens: int = Field(ge=10)
+    sequence_length: PositiveInt
+    training: DatasetTraining
+
+
+class ShakespeareSettings(Strict):
+    split: Fractions
+    window: int = Field(ge=2)
+    lowercase: bool
+    sample_prompt: str = Field(min_length=1)
+    sample_length: PositiveInt
+    training: DatasetTraining
+
+
+class DatasetsSettings(Strict):
+    synthetic: SyntheticSettings
+    jena: JenaSettings
+    etth1: EttSettings
+    etth2: EttSettings
+    cta: CtaSettings
+    imdb: ImdbSettings
+    shakespeare: ShakespeareSettings
+
+
+# --- budgets ---------------------------------------------------------------------------------------
+class Budget(Strict):
+    train_stride: PositiveInt | None = None  # keep every k-th training window
+    max_train_samples: PositiveInt | None = None  # then cap (evenly spaced, so the whole split is covered)
+    max_eval_samples: PositiveInt | None = None
+    max_epochs: PositiveInt | None = None
+    patience: NonNegativeInt | None = None
+    tasks: list[str] | None = None  # None: every task of the protocol
+
+
+class Preset(Strict):
+    max_epochs: PositiveInt
+    patience: NonNegativeInt
+    budgets: dict[str, Budget] = {}
+    jobs: Jobs | None = None  # used by `seqbench workspace` only (see params.yaml)
+    seeds: list[NonNegativeInt] | None = None
+
+
+class TrainingDefaults(Strict):
+    device: str = "auto"
+    clip_norm: PositiveFloat | None = 1.0
+    weight_decay: float = Field(default=0.0, ge=0)
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+    mixed_precision: bool = True
+    min_delta: float = Field(default=0.0, ge=0)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value not in ("auto", "cpu", "mps") and not (value == "cuda" or value.startswith("cuda:")):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything the train stage needs for one (dataset, model), resolved from all sections."""
+
+    device: str
+    batch_size: int
+    loss: str
+    optimizer: str
+    lr: float
+    momentum: float
+    weight_decay: float
+    clip_norm: float | None
+    mixed_precision: bool
+    min_delta: float
+    max_epochs: int
+    patience: int
+    train_stride: int
+    max_train_samples: int | None
+    max_eval_samples: int | None
+    tasks: tuple[str, ...] | None
+
+
+class Params(Strict):
+    preset: str
+    seeds: list[NonNegativeInt] = Field(min_length=1)
+    jobs: Jobs
+    data: DataSettings
+    datasets: DatasetsSettings
+    presets: dict[str, Preset]
+    training: TrainingDefaults
+    models: dict[str, ModelSettings]
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _model_settings(cls, value: Any) -> dict[str, ModelSettings]:
+        if not isinstance(value, dict):
+            raise ValueError("must be a mapping of model name -> settings")
+        out = {}
+        for name, settings in value.items():
+            if name not in model_registry.REGISTRY:
+                raise ValueError(f"{name!r} is not a registered model; known: {', '.join(model_registry.REGISTRY)}")
+            try:
+                out[name] = model_registry.REGISTRY[name].settings.model_validate(settings or {})
+            except ValidationError as error:
+                raise ValueError("; ".join(_format(error, prefix=f"models.{name}"))) from None
+        return out
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Params":
+        if self.preset not in self.presets:
+            raise ValueError(f"preset {self.preset!r} is not defined under presets ({', '.join(self.presets)})")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds}")
+        _check_jobs(self.jobs, self.datasets, "jobs")
+        for preset_name, preset in self.presets.items():
+            if preset.jobs is not None:
+                _check_jobs(preset.jobs, self.datasets, f"presets.{preset_name}.jobs")
+            for key, budget in preset.budgets.items():
+                where = f"presets.{preset_name}.budgets.{key}"
+                if key != "default" and key not in dataset_registry.DATASETS:
+                    raise ValueError(f"{where}: unknown dataset {key!r}")
+                if budget.tasks is not None:
+                    if key == "default":
+                        raise ValueError(f"{where}.tasks: tasks are chosen per dataset, not in default")
+                    known = dataset_registry.task_names(key, getattr(self.datasets, key))
+                    unknown = [t for t in budget.tasks if t not in known]
+                    if unknown:
+                        raise ValueError(f"{where}.tasks: unknown tasks {unknown}; {key} has {known}")
+        return self
+
+    # --- resolved views ----------------------------------------------------------------------------
+    def dataset(self, name: str):
+        dataset_registry.get(name)
+        return getattr(self.datasets, name)
+
+    def model_settings(self, name: str) -> ModelSettings:
+        entry = model_registry.get(name)
+        return self.models.get(name) or entry.settings()
+
+    def budget(self, dataset: str) -> Budget:
+        preset = self.presets[self.preset]
+        merged = {**preset.budgets.get("default", Budget()).model_dump(exclude_none=True),
+                  **preset.budgets.get(dataset, Budget()).model_dump(exclude_none=True)}
+        return Budget(**merged)
+
+    def train_config(self, dataset: str, model: str) -> TrainConfig:
+        preset = self.presets[self.preset]
+        budget = self.budget(dataset)
+        protocol = self.dataset(dataset).training
+        settings = self.model_settings(model)
+        defaults = self.training
+        return TrainConfig(
+            device=defaults.device,
+            batch_size=protocol.batch_size,
+            loss=protocol.loss,
+            optimizer=protocol.optimizer,
+            lr=settings.lr or protocol.lr,
+            momentum=protocol.momentum if protocol.momentum is not None else defaults.momentum,
+            weight_decay=protocol.weight_decay if protocol.weight_decay is not None else defaults.weight_decay,
+            clip_norm=defaults.clip_norm,
+            mixed_precision=defaults.mixed_precision,
+            min_delta=defaults.min_delta,
+            max_epochs=settings.max_epochs or budget.max_epochs or preset.max_epochs,
+            patience=budget.patience if budget.patience is not None else preset.patience,
+            train_stride=budget.train_stride or 1,
+            max_train_samples=budget.max_train_samples,
+            max_eval_samples=budget.max_eval_samples,
+            tasks=tuple(budget.tasks) if budget.tasks is not None else None,
+        )
+
+    def train_jobs(self) -> list[tuple[str, str, str, int]]:
+        """Every (group, dataset, model, seed) the job lists define, in a stable order."""
+        return [
+            (group, dataset, model, seed)
+            for group in JOB_GROUPS
+            for dataset in getattr(self.jobs, group).datasets
+            for model in getattr(self.jobs, group).models
+            for seed in self.seeds
+        ]
+
+    def datasets_in_jobs(self) -> list[str]:
+        names = [d for group in JOB_GROUPS for d in getattr(self.jobs, group).datasets]
+        return list(dict.fromkeys(names))
+
+
+def _check_jobs(jobs: Jobs, datasets: DatasetsSettings, where: str) -> None:
+    """Every model of a group must fit every dataset of that group (DVC cannot skip matrix cells)."""
+    for group in JOB_GROUPS:
+        job_group: JobGroup = getattr(jobs, group)
+        for name in job_group.datasets:
+            if name not in dataset_registry.DATASETS:
+                raise ValueError(f"{where}.{group}.datasets: unknown dataset {name!r}; "
+                                 f"known: {', '.join(dataset_registry.DATASETS)}")
+        for name in job_group.models:
+            if name not in model_registry.REGISTRY:
+                raise ValueError(f"{where}.{group}.models: {name!r} is not a registered model; "
+                                 f"known: {', '.join(model_registry.REGISTRY)}")
+        for dataset in job_group.datasets:
+            info = dataset_registry.get(dataset)
+            tasks = info.module.tasks(dataset, getattr(datasets, dataset)) if info.family == "forecast" else None
+            for model in job_group.models:
+                entry = model_registry.REGISTRY[model]
+                if tasks is not None:
+                    fits = any(entry.supports(task) for task in tasks)
+                else:
+                    fits = any(kind in entry.kinds for kind in FAMILY_KINDS[info.family])
+                if not fits:
+                    raise ValueError(
+                        f"{where}.{group}: model {model!r} fits no task of dataset {dataset!r}; "
+                        f"move it to a group whose datasets it supports ({', '.join(entry.kinds)})"
+                    )
+
+
+def _format(error: ValidationError, prefix: str = "") -> list[str]:
+    lines = []
+    for item in error.errors():
+        loc = ".".join(str(part) for part in item["loc"])
+        key = ".".join(part for part in (prefix, loc) if part)
+        message = item["msg"].removeprefix("Value error, ")
+        got = "" if item["type"] in ("missing", "value_error") else f" (got {item.get('input')!r})"
+        # a nested validator's message already starts with the full key (models.<name>.<field>)
+        nested = key and message.startswith(f"{key}.")
+        lines.append(f"{key}: {message}{got}" if key and not nested else f"{message}{got}")
+    return lines
+
+
+def parse_params(data: Any, source: str = "params.yaml") -> Params:
+    if not isinstance(data, dict):
+        raise ParamsError(f"{source}: expected a mapping of settings at the top level")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as error:
+        lines = "\n  ".join(_format(error))
+        raise ParamsError(f"{source} is invalid:\n  {lines}") from None
+
+
+def read_params_yaml(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: settings file not found (run from the project folder that holds params.yaml)")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML: {error}") from None
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    return parse_params(read_params_yaml(Path(path)), source=str(path))

@@ -1,0 +1,56 @@
+"""Where every stage reads and writes: the data contract of DESIGN.md as one object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Project-relative locations; `root` is the folder holding params.yaml (the orchestrators' cwd)."""
+
+    root: Path
+
+    @classmethod
+    def from_cwd(cls) -> "Layout":
+        return cls(Path.cwd())
+
+    @property
+    def params(self) -> Path:
+        return self.root / "params.yaml"
+
+    def raw(self, dataset: str) -> Path:
+        return self.root / "data" / "raw" / dataset
+
+    def standard(self, dataset: str) -> Path:
+        return self.root / "data" / "standard" / f"{dataset}.parquet"
+
+    def split(self, dataset: str) -> Path:
+        return self.root / "data" / "split" / dataset
+
+    def features(self, dataset: str) -> Path:
+        return self.root / "data" / "features" / dataset
+
+    def run(self, dataset: str, model: str, seed: int) -> Path:
+        return self.root / "runs" / dataset / model / f"seed{seed}"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def tracking_marker(self) -> Path:
+        return self.root / "runs" / "tracking.json"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlartifacts"

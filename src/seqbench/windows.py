@@ -1,0 +1,91 @@
+"""Forecast windows as index arithmetic over one scaled series: never a materialized copy.
+
+A window is its start row s. With T = lookback, H = horizon:
+  input rows   s + sampling * i                      i < T        -> x (T, F_in)
+  target rows  s + sampling * (T - 1) + delay + j    j < H        -> y (H, F_out)
+A batch of B starts gathers (B, T, F_in) and (B, H, F_out) straight from the series tensor; the same
+functions work on numpy arrays and torch tensors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from seqbench.tasks import ForecastTask
+
+
+def window_starts(task: ForecastTask, split: tuple[int, int], n_rows: int) -> range:
+    """Every valid window start for the split [a, b) of an n_rows series, by the task's window rule."""
+    a, b = split
+    last_input = task.sampling * (task.lookback - 1)  # row offset of the last input
+    if task.window_rule == "targets_in_split":
+        # first target row >= a (inputs may reach back into the previous split), last target < b
+        first, stop = max(0, a - last_input - task.delay), b - task.span + 1
+    elif task.window_rule == "inputs_in_split":
+        # Keras' start_index/end_index: inputs within [a, b); the target may lie beyond b
+        first, stop = a, min(b - last_input, n_rows - task.span + 1)
+    elif task.window_rule == "all_in_split":
+        first, stop = a, b - task.span + 1
+    else:
+        raise ValueError(f"unknown window rule {task.window_rule!r}")
+    return range(first, max(first, stop))
+
+
+def subsample(starts: range, stride: int = 1, max_count: int | None = None) -> range:
+    """Every `stride`-th window, then evenly thinned to at most `max_count` (covering the whole split)."""
+    starts = starts[::stride]
+    if max_count is not None and len(starts) > max_count:
+        starts = starts[:: math.ceil(len(starts) / max_count)]
+    return starts
+
+
+def input_offsets(task: ForecastTask) -> np.ndarray:
+    return task.sampling * np.arange(task.lookback)  # (T,)
+
+
+def target_offsets(task: ForecastTask) -> np.ndarray:
+    return task.sampling * (task.lookback - 1) + task.delay + np.arange(task.horizon)  # (H,)
+
+
+def every_step_target_offsets(task: ForecastTask) -> np.ndarray:
+    """(T, H): the targets of a forecast made at every input step (seq2seq trains on all of them)."""
+    return input_offsets(task)[:, None] + task.delay + np.arange(task.horizon)[None, :]
+
+
+def _rows(starts, offsets: np.ndarray):
+    if isinstance(starts, np.ndarray):
+        return starts[:, None] + offsets[None, :]
+    import torch  # torch tensors: build the offsets on the starts' device
+
+    flat = torch.as_tensor(offsets.reshape(-1), device=starts.device, dtype=starts.dtype)
+    return (starts[:, None] + flat[None, :]).reshape(len(starts), *offsets.shape)
+
+
+def gather_inputs(series, starts, task: ForecastTask, input_index):
+    """series (N, C), starts (B,) -> (B, T, F_in)."""
+    return series[_rows(starts, input_offsets(task))][..., input_index]
+
+
+def gather_targets(series, starts, task: ForecastTask, target_index):
+    """series (N, C), starts (B,) -> (B, H, F_out)."""
+    return series[_rows(starts, target_offsets(task))][..., target_index]
+
+
+def gather_every_step_targets(series, starts, task: ForecastTask, target_index):
+    """series (N, C), starts (B,) -> (B, T, H, F_out)."""
+    offsets = every_step_target_offsets(task)
+    return series[_rows(starts, offsets)][..., target_index]
+
+
+def strided_view(series: np.ndarray, task: ForecastTask, starts: range) -> np.ndarray:
+    """(n_windows, T, C) read-only view of the inputs of every window in `starts`: no bytes copied."""
+    row_stride, col_stride = series.strides
+    n = len(starts)
+    return np.lib.stride_tricks.as_strided(
+        series[starts.start:],
+        shape=(n, task.lookback, series.shape[1]),
+        strides=(row_stride * starts.step, row_stride * task.sampling, col_stride),
+        writeable=False,
+    )
