@@ -20,6 +20,7 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    SerializeAsAny,
     ValidationError,
     field_validator,
     model_validator,
@@ -194,6 +195,10 @@ class Preset(Strict):
 
 class TrainingDefaults(Strict):
     device: str = "auto"
+    # torch CPU threads per training job, by job group; both orchestrators pass the same value (thread
+    # count can change float summation order, and Snakemake and DVC must give the same metrics)
+    threads: dict[Literal["forecast", "statistical", "text", "chars"], PositiveInt] = {
+        "forecast": 1, "statistical": 1, "text": 2, "chars": 2}
     clip_norm: PositiveFloat | None = 1.0
     weight_decay: float = Field(default=0.0, ge=0)
     momentum: float = Field(default=0.0, ge=0, lt=1)
@@ -238,7 +243,7 @@ class Params(Strict):
     datasets: DatasetsSettings
     presets: dict[str, Preset]
     training: TrainingDefaults
-    models: dict[str, ModelSettings]
+    models: dict[str, SerializeAsAny[ModelSettings]]
 
     @field_validator("models", mode="before")
     @classmethod
@@ -262,9 +267,11 @@ class Params(Strict):
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {self.seeds}")
         _check_jobs(self.jobs, self.datasets, "jobs")
+        _check_dvc_keys(self, self.jobs, "jobs")
         for preset_name, preset in self.presets.items():
             if preset.jobs is not None:
                 _check_jobs(preset.jobs, self.datasets, f"presets.{preset_name}.jobs")
+                _check_dvc_keys(self, preset.jobs, f"presets.{preset_name}.jobs")
             for key, budget in preset.budgets.items():
                 where = f"presets.{preset_name}.budgets.{key}"
                 if key != "default" and key not in dataset_registry.DATASETS:
@@ -341,6 +348,17 @@ def _check_jobs(jobs: Jobs, datasets: DatasetsSettings, where: str) -> None:
             if name not in dataset_registry.DATASETS:
                 raise ValueError(f"{where}.{group}.datasets: unknown dataset {name!r}; "
                                  f"known: {', '.join(dataset_registry.DATASETS)}")
+            family = dataset_registry.get(name).family
+            # data stages run once per dataset, from the list of its family (statistical reuses forecast's)
+            if group != "statistical" and family != group:
+                raise ValueError(f"{where}.{group}: dataset {name!r} is a {family} dataset; "
+                                 f"list it under {where}.{family}")
+    extra = set(jobs.statistical.datasets) - set(jobs.forecast.datasets)
+    if extra:
+        raise ValueError(f"{where}.statistical: datasets {sorted(extra)} must also be in {where}.forecast "
+                         "(their data stages run once, from the forecast list)")
+    for group in JOB_GROUPS:
+        job_group = getattr(jobs, group)
         for name in job_group.models:
             if name not in model_registry.REGISTRY:
                 raise ValueError(f"{where}.{group}.models: {name!r} is not a registered model; "
@@ -359,6 +377,24 @@ def _check_jobs(jobs: Jobs, datasets: DatasetsSettings, where: str) -> None:
                         f"{where}.{group}: model {model!r} fits no task of dataset {dataset!r}; "
                         f"move it to a group whose datasets it supports ({', '.join(entry.kinds)})"
                     )
+    pairs = [(d, m) for g in JOB_GROUPS for d in getattr(jobs, g).datasets for m in getattr(jobs, g).models]
+    twice = sorted({pair for pair in pairs if pairs.count(pair) > 1})
+    if twice:
+        raise ValueError(f"{where}: {twice} appear in two groups (each job writes one run folder)")
+
+
+def _check_dvc_keys(params: "Params", jobs: Jobs, where: str) -> None:
+    """dvc.yaml reads `models.<m>` and `presets.<p>.budgets.<ds>` for every job: those keys must exist."""
+    missing_models = [m for g in JOB_GROUPS for m in getattr(jobs, g).models if m not in params.models]
+    if missing_models:
+        raise ValueError(f"{where}: models {sorted(set(missing_models))} have no block under `models` "
+                         "(add `<name>: {}` to use the defaults)")
+    datasets = {d for g in JOB_GROUPS for d in getattr(jobs, g).datasets}
+    for preset_name, preset in params.presets.items():
+        missing = sorted({"default", *datasets} - set(preset.budgets))
+        if missing:
+            raise ValueError(f"presets.{preset_name}.budgets: no entry for {missing} (used by {where}; "
+                             "`<dataset>: {}` keeps the defaults)")
 
 
 def _format(error: ValidationError, prefix: str = "") -> list[str]:

@@ -1,0 +1,51 @@
+# seqbench: `make run` and `make test` work on a fresh machine (they create .venv when missing).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+# The install step pins torch: a bare requirement would pull a multi-GB CUDA build on Linux.
+TORCH_PIN := torch==2.13.0
+STAMP := $(VENV)/.seqbench-installed
+CORES ?= all
+PYTEST_ARGS ?=
+
+.PHONY: setup run test bench bench-peers smoke smoke-dvc ui clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(STAMP)
+
+run: setup  ## the whole benchmark with the default preset (params.yaml)
+	snakemake --cores $(CORES)
+
+test: setup  ## the test suite (CPU only; runs the real Snakemake, DVC, MLflow and papermill on tiny data)
+	pytest $(PYTEST_ARGS)
+
+bench: setup  ## seconds per epoch and peak memory per architecture -> reports/bench/training.json
+	python bench/training.py
+
+bench-peers: setup  ## seqbench against Keras and darts on the same windows -> reports/bench/peers.md
+	$(BIN)/python -m pip install --quiet $(TORCH_PIN) -e '.[peers]'
+	python bench/peers.py
+
+smoke: setup  ## the smoke workload through Snakemake, from a clean state (.smoke/)
+	rm -rf .smoke
+	python -m seqbench workspace .smoke --preset smoke
+	cd .smoke && snakemake --cores $(CORES)
+
+smoke-dvc: setup  ## the smoke workload through DVC, from a clean state (.smoke-dvc/)
+	rm -rf .smoke-dvc
+	python -m seqbench workspace .smoke-dvc --preset smoke
+	cd .smoke-dvc && dvc init --no-scm --quiet && dvc repro
+
+ui: setup  ## MLflow UI on http://127.0.0.1:5000 (loopback only)
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+clean:  ## remove outputs (data, runs, logs, store); keeps .venv and the committed reports
+	rm -rf data runs logs mlflow.db mlartifacts .smoke .smoke-dvc .snakemake reports/comparison.executed.ipynb

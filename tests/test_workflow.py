@@ -1,0 +1,147 @@
+"""Both orchestrators, for real, on the smoke workload in temporary project folders.
+
+One Snakemake project and one DVC project are built once per module (a few minutes on 2 cores); the
+tests then check what the issue asks: completion, nothing rerun, targeted reruns after a settings
+change, a clean `dvc status`, and the same files and metrics from both tools.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seqbench.params import load_params
+from seqbench.workspace import create
+
+pytestmark = pytest.mark.slow
+
+BIN = str(Path(sys.executable).parent)
+# fields that hold wall-clock measurements or per-run identifiers, not results
+VOLATILE = {"train_seconds", "seconds_per_epoch", "peak_memory_mb", "mlflow_run_id", "cost", "tags"}
+
+
+def sh(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+def smoke_project(root: Path, folder: Path) -> Path:
+    """The smoke workload, shrunk to one seed (the tests compare seed 0 across tools)."""
+    create(root, folder, "smoke")
+    params_file = folder / "params.yaml"
+    data = yaml.safe_load(params_file.read_text())
+    data["seeds"] = [0]
+    params_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    return folder
+
+
+def outputs(folder: Path) -> set[str]:
+    found = set()
+    for top in ("data", "runs", "reports"):
+        for path in (folder / top).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                found.add(str(path.relative_to(folder)))
+    return found
+
+
+def stable(metrics: dict) -> dict:
+    """metrics.json without timings and identifiers."""
+    if isinstance(metrics, dict):
+        return {k: stable(v) for k, v in metrics.items() if k not in VOLATILE}
+    return metrics
+
+
+@pytest.fixture(scope="module")
+def snakemake_project(project_root, tmp_path_factory) -> Path:
+    folder = smoke_project(project_root, tmp_path_factory.mktemp("smk") / "project")
+    # 4 parallel jobs against an empty store: first-time MLflow initialization must not race
+    sh(["snakemake", "--cores", "4"], folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dvc_project(project_root, tmp_path_factory) -> Path:
+    folder = smoke_project(project_root, tmp_path_factory.mktemp("dvc") / "project")
+    sh(["git", "init", "-q"], folder)
+    sh(["dvc", "init", "-q"], folder)
+    sh(["dvc", "repro"], folder, timeout=1500)
+    return folder
+
+
+def test_snakemake_completes_every_job(snakemake_project):
+    params = load_params(snakemake_project / "params.yaml")
+    for _, dataset, model, seed in params.train_jobs():
+        metrics = json.loads((snakemake_project / f"runs/{dataset}/{model}/seed{seed}/metrics.json").read_text())
+        assert metrics["status"] == "ok", (dataset, model, metrics)
+    assert (snakemake_project / "reports/comparison.html").stat().st_size > 10_000
+
+
+def test_second_snakemake_call_runs_nothing(snakemake_project):
+    result = sh(["snakemake", "--cores", "2"], snakemake_project)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_one_model_reruns_only_its_jobs_and_the_report(snakemake_project):
+    params_file = snakemake_project / "params.yaml"
+    original = params_file.read_text()
+    try:
+        data = yaml.safe_load(original)
+        data["models"]["gru"]["units"] = 7
+        params_file.write_text(yaml.safe_dump(data, sort_keys=False))
+        dry_run = sh(["snakemake", "-n", "--cores", "2"], snakemake_project).stdout
+    finally:
+        params_file.write_text(original)
+    planned = planned_jobs(dry_run)
+    assert planned["train"] == {"runs/synthetic/gru/seed0/metrics.json"}, dry_run
+    assert set(planned) == {"train", "aggregate", "report", "all"}
+
+
+def planned_jobs(dry_run: str) -> dict[str, set[str]]:
+    """rule -> its planned jobs' first output, from `snakemake -n` text."""
+    plan: dict[str, set[str]] = {}
+    rule = None
+    for line in dry_run.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
+            rule = stripped.split()[1].rstrip(":")
+            plan.setdefault(rule, set())
+        elif rule and stripped.startswith("output:"):
+            plan[rule].add(stripped.removeprefix("output:").split(",")[0].strip())
+            rule = None
+    return plan
+
+
+def test_dvc_repro_completes_and_status_is_clean(dvc_project):
+    result = sh(["dvc", "status"], dvc_project)
+    assert "Data and pipelines are up to date" in result.stdout
+    shown = sh(["dvc", "metrics", "show", "--json"], dvc_project).stdout
+    assert "runs/synthetic/lstm/seed0/metrics.json" in shown
+
+
+def test_snakemake_and_dvc_agree(snakemake_project, dvc_project):
+    ignore = {"runs/tracking.json"}  # holds the store's absolute location
+    smk, dvc = outputs(snakemake_project) - ignore, outputs(dvc_project) - ignore
+    assert smk == dvc
+    params = load_params(snakemake_project / "params.yaml")
+    for _, dataset, model, seed in params.train_jobs():
+        name = f"runs/{dataset}/{model}/seed{seed}/metrics.json"
+        a = stable(json.loads((snakemake_project / name).read_text()))
+        b = stable(json.loads((dvc_project / name).read_text()))
+        assert a == b, name
+
+
+def test_dry_run_of_the_standard_preset_lists_every_job(project_root, tmp_path):
+    folder = create(project_root, tmp_path / "standard", "standard")
+    params = load_params(folder / "params.yaml")
+    plan = planned_jobs(sh(["snakemake", "-n", "--cores", "2"], folder).stdout)
+    expected = {f"runs/{d}/{m}/seed{s}/metrics.json" for _, d, m, s in params.train_jobs()}
+    assert plan["train"] == expected

@@ -1,0 +1,35 @@
+# One job per (dataset, model, seed) of the job lists; the MLflow store exists before any of them starts.
+
+GPUS_PER_TRAIN_JOB = 1 if PARAMS.training.device.startswith("cuda") else 0
+
+
+rule tracking_init:
+    input:
+        code("tracking_init"),
+    output:
+        "runs/tracking.json",
+    params:
+        settings=settings("tracking_init"),
+    log:
+        "logs/tracking_init.log",
+    shell:
+        "python -m seqbench tracking-init > {log} 2>&1"
+
+
+rule train:
+    input:
+        code("train"),
+        features="data/features/{dataset}",
+        tracking="runs/tracking.json",
+    output:
+        **{name.split(".")[0]: f"{RUN_DIR}/{name}" for name in RUN_FILES},
+    params:
+        settings=settings("train"),
+    threads: lambda wildcards: PARAMS.training.threads[GROUP[(wildcards.dataset, wildcards.model)]]
+    resources:
+        gpu=GPUS_PER_TRAIN_JOB,
+    log:
+        "logs/train/{dataset}/{model}/seed{seed}.log",
+    shell:
+        "python -m seqbench train --dataset {wildcards.dataset} --model {wildcards.model}"
+        " --seed {wildcards.seed} --threads {threads} > {log} 2>&1"
