@@ -24,8 +24,9 @@ def window_starts(task: ForecastTask, split: tuple[int, int], n_rows: int) -> ra
         # first target row >= a (inputs may reach back into the previous split), last target < b
         first, stop = max(0, a - last_input - task.delay), b - task.span + 1
     elif task.window_rule == "inputs_in_split":
-        # Keras' start_index/end_index: inputs within [a, b); the target may lie beyond b
-        first, stop = a, min(b - last_input, n_rows - task.span + 1)
+        # Keras' start_index/end_index over data = series[:-(last_input + delay)] (Chollet's call):
+        # inputs within [a, b) and within that shortened data; the target may lie beyond b
+        first, stop = a, min(b, n_rows - last_input - task.delay) - last_input
     elif task.window_rule == "all_in_split":
         first, stop = a, b - task.span + 1
     else:

@@ -3,8 +3,8 @@
 Each dataset module exposes (used by the stages):
   raw_files(name) -> list[RawFile]            canonical files (empty for generated data)
   standardize(name, raw_dir, settings) -> polars.DataFrame
-  split(name, table, settings) -> Splits       (see seqbench.split)
   tasks(name, settings) -> list[ForecastTask]  forecast datasets only: the protocol's tasks
+(the split protocols live in seqbench.split, the encodings in seqbench.features / seqbench.text)
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from seqbench.datasets import RawFile
+from seqbench.errors import DataError
 from seqbench.tasks import ForecastTask
 
 METRIC_UNITS = "original"  # riders
@@ -34,3 +35,50 @@ def tasks(name: str, settings) -> list[ForecastTask]:
             **common,
         ),
     ]
+
+
+# --- standardize (data-raw) ----------------------------------------------------------------------------
+# polars is imported inside the functions: params validation imports this module for its tasks.
+RAW_COLUMNS = ("service_date", "day_type", "bus", "rail_boardings", "total_rides")
+DATE_FORMAT = "%m/%d/%Y"  # "01/31/2019"
+
+
+def schema(name: str, settings=None) -> dict:
+    import polars as pl
+
+    return {"timestamp": pl.Datetime("us", "UTC"), "day_type": pl.String, "bus": pl.Int64, "rail": pl.Int64}
+
+
+def standardize(name: str, raw_dir, settings=None):
+    """The portal's CSV -> one row per day, sorted by date, midnight UTC timestamps.
+
+    Rules (Geron's): exact duplicate rows are dropped (the 2022 snapshot repeats 62 days of
+    2011-10/11); `rail_boardings` becomes `rail`; `total_rides` (= bus + rail) is dropped. Should a
+    date still appear twice with different numbers (the live export gets corrections), the first row
+    in file order is kept and a note says how many were dropped.
+    """
+    import sys
+
+    import polars as pl
+
+    from seqbench import standardize as std
+
+    path = raw_dir / raw_files(name)[0].name
+    table = std.read_csv_text(path, RAW_COLUMNS)
+    day_type = table["day_type"].str.strip_chars()
+    bad = (~day_type.is_in(DAY_TYPES) | day_type.is_null()).arg_true()
+    if len(bad):
+        row = int(bad[0])
+        raise DataError(f"{path}, line {row + 2}: column 'day_type' value {day_type[row]!r} is not one of "
+                        f"{', '.join(DAY_TYPES)} (W weekday, A Saturday, U Sunday/holiday).")
+    frame = pl.DataFrame([
+        std.parse_datetime(table, "service_date", DATE_FORMAT, path).alias("timestamp"),
+        day_type.alias("day_type"),
+        *std.parse_numbers(table, ("bus", "rail_boardings", "total_rides"), pl.Int64, path),
+    ])
+    frame = frame.unique(maintain_order=True).drop("total_rides").rename({"rail_boardings": "rail"})
+    unique = frame.unique(subset="timestamp", keep="first", maintain_order=True)
+    if unique.height < frame.height:
+        print(f"note: {path.name}: {frame.height - unique.height} dates appear twice with different values; "
+              "kept the first row of each", file=sys.stderr)
+    return unique.sort("timestamp", maintain_order=True)

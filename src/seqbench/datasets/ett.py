@@ -43,3 +43,29 @@ def tasks(name: str, settings) -> list[ForecastTask]:
         for lookback in lookbacks
         for horizon in settings.horizons
     ]
+
+
+# --- standardize (data-raw) ----------------------------------------------------------------------------
+DATE_COLUMN = "date"
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"  # "2016-07-01 00:00:00"; the file has no time zone: labelled UTC
+
+
+def schema(name: str, settings=None) -> dict:
+    import polars as pl
+
+    return {"timestamp": pl.Datetime("us", "UTC"), **{c: pl.Float64 for c in COLUMNS}}
+
+
+def standardize(name: str, raw_dir, settings=None):
+    """ETTh1.csv / ETTh2.csv -> timestamp + the 7 columns, rows kept in file order (the protocol's
+    borders are row numbers; the published files are clean: hourly, no gaps or duplicates)."""
+    import polars as pl
+
+    from seqbench import standardize as std
+
+    path = raw_dir / raw_files(name)[0].name
+    table = std.read_csv_text(path, (DATE_COLUMN, *COLUMNS))
+    return pl.DataFrame([
+        std.parse_datetime(table, DATE_COLUMN, DATE_FORMAT, path).alias("timestamp"),
+        *std.parse_numbers(table, COLUMNS, pl.Float64, path),
+    ])

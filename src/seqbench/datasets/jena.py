@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 from seqbench.datasets import RawFile
+from seqbench.errors import DataError
 from seqbench.tasks import ForecastTask
 
 METRIC_UNITS = "original"  # degrees Celsius
@@ -44,3 +48,161 @@ def tasks(name: str, settings) -> list[ForecastTask]:
             window_rule="inputs_in_split",
         )
     ]
+
+
+# --- standardize (data-raw) ----------------------------------------------------------------------------
+# polars/numpy are imported inside the functions: params validation imports this module for COLUMNS.
+DATE_COLUMN = "Date Time"
+DATE_FORMAT = "%d.%m.%Y %H:%M:%S"  # "01.01.2009 00:10:00"
+WIND_COLUMNS = ("wv (m/s)", "max. wv (m/s)")
+SENTINEL = -9999.0
+
+
+def verify_extracted(folder: Path) -> None:
+    """The zip has no published checksum: pin the extracted CSV by its known size and md5."""
+    path = Path(folder) / CSV_NAME
+    if not path.is_file():
+        raise DataError(f"jena_climate_2009_2016.csv.zip does not contain {CSV_NAME}; "
+                        "delete it and re-run the download.")
+    size, digest = path.stat().st_size, hashlib.md5()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    if size != CSV_BYTES or digest.hexdigest() != CSV_MD5:
+        raise DataError(f"{CSV_NAME} (extracted from jena_climate_2009_2016.csv.zip): expected {CSV_BYTES:,} bytes "
+                        f"with md5 {CSV_MD5}, got {size:,} bytes with md5 {digest.hexdigest()}. The download is "
+                        "not the canonical file: delete it and re-run, or vouch for a copy with a mirror SHA256SUMS.")
+
+
+def schema(name: str, settings=None) -> dict:
+    import polars as pl
+
+    return {"timestamp": pl.Datetime("us", "UTC"), **{c: pl.Float64 for c in COLUMNS}}
+
+
+def standardize(name: str, raw_dir: Path, settings=None):
+    """The extracted CSV -> timestamp + the 14 columns.
+
+    Rules:
+    - `Date Time` (dd.mm.yyyy hh:mm:ss) is the station's local standard time (no daylight saving);
+      it is labelled UTC as is, without shifting, so every day has 144 ten-minute rows.
+    - Duplicate timestamps are removed, keeping the first row in file order; rows are sorted by time.
+    - Wind speed (`wv`, `max. wv`) uses -9999 as a missing-value sentinel; any negative speed is set to
+      0.0, as in TensorFlow's time-series tutorial: the sentinel would otherwise dominate the column's
+      mean/std and calm (0 m/s) is the physically plausible value for a dropped reading.
+    """
+    import polars as pl
+
+    from seqbench import standardize as std
+
+    path = Path(raw_dir) / CSV_NAME
+    table = std.read_csv_text(path, (DATE_COLUMN, *COLUMNS))
+    frame = pl.DataFrame([
+        std.parse_datetime(table, DATE_COLUMN, DATE_FORMAT, path).alias("timestamp"),
+        *std.parse_numbers(table, COLUMNS, pl.Float64, path),
+    ])
+    return (
+        frame.unique(subset="timestamp", keep="first", maintain_order=True)
+        .sort("timestamp", maintain_order=True)
+        .with_columns(pl.when(pl.col(c) < 0).then(0.0).otherwise(pl.col(c)).alias(c) for c in WIND_COLUMNS)
+    )
+
+
+# --- a generated file in the exact raw format (offline testing; no real Jena copy is mirrored) ----------
+def _ar1(rng, n: int, phi: float, std: float):
+    """A stationary AR(1) series with the given lag-1 correlation and standard deviation."""
+    from scipy.signal import lfilter
+
+    noise = rng.normal(0.0, std * (1 - phi**2) ** 0.5, n)
+    noise[0] = rng.normal(0.0, std)
+    return lfilter([1.0], [1.0, -phi], noise)
+
+
+def jena_like_values(rows: int, seed: int = 0) -> dict:
+    """{column: values} for `rows` 10-minute records from 01.01.2009 00:10, physically consistent:
+    daily and yearly temperature cycles, humidity falling as it warms, vapour pressures from Magnus'
+    formula, dew point, specific humidity, water concentration, potential temperature and air density
+    derived from T, rh and p; log-normal wind with gusts, a wandering direction."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    days = (np.arange(rows) + 1) / 144.0
+    year = np.cos(2 * np.pi * (days - 15) / 365.25)  # 1 in mid-January (coldest)
+    day = np.cos(2 * np.pi * (days % 1.0 - 0.125))  # 1 at 03:00 (coldest), -1 at 15:00
+    t = 9.4 - 9.0 * year - 4.0 * day + _ar1(rng, rows, 0.999, 3.0) + rng.normal(0, 0.1, rows)
+    rh = np.clip(76 + 12 * day + 8 * year + _ar1(rng, rows, 0.995, 8.0), 15.0, 100.0)
+    p = np.clip(989 + _ar1(rng, rows, 0.9995, 8.0) + rng.normal(0, 0.05, rows), 940.0, 1020.0)
+    vp_max = 6.1078 * np.exp(17.27 * t / (t + 237.3))
+    vp_act = vp_max * rh / 100
+    gamma = np.log(vp_act / 6.1078)
+    wv = 1.6 * np.exp(_ar1(rng, rows, 0.99, 0.6))
+    return {
+        "p (mbar)": p,
+        "T (degC)": t,
+        "Tpot (K)": (t + 273.15) * (1000 / p) ** 0.2857,
+        "Tdew (degC)": 237.3 * gamma / (17.27 - gamma),
+        "rh (%)": rh,
+        "VPmax (mbar)": vp_max,
+        "VPact (mbar)": vp_act,
+        "VPdef (mbar)": vp_max * (1 - rh / 100),  # >= 0, never "-0.00"
+        "sh (g/kg)": 622 * vp_act / (p - 0.378 * vp_act),
+        "H2OC (mmol/mol)": 1000 * vp_act / p,
+        "rho (g/m**3)": p * 1e5 / (287.05 * (t + 273.15)),
+        "wv (m/s)": wv,
+        "max. wv (m/s)": wv * (1.4 + 0.4 * rng.random(rows)) + 0.2 * rng.random(rows),
+        "wd (deg)": np.mod(200 + np.cumsum(rng.normal(0, 6, rows)), 360.0),
+    }
+
+
+def jena_like_csv(rows: int, seed: int = 0) -> bytes:
+    """The canonical CSV's exact format: quoted header, dd.mm.yyyy dates, 2 decimals, no final newline.
+    `rows` data rows in all: one timestamp appears twice (the second copy slightly different), and a few
+    wind speeds hold the -9999 sentinel, as in the real file."""
+    import numpy as np
+    import polars as pl
+
+    if rows < 10:
+        raise ValueError(f"rows must be >= 10, got {rows}")
+    rng = np.random.default_rng([seed, 1])
+    unique = rows - 1
+    values = jena_like_values(unique, seed)
+    stamps = np.datetime64("2009-01-01T00:10", "m") + 10 * np.arange(unique).astype("timedelta64[m]")
+    duplicate = int(rng.integers(unique // 4, unique // 2))
+    order = np.insert(np.arange(unique), duplicate + 1, duplicate)
+    columns = {c: np.round(v[order], 2) for c, v in values.items()}
+    columns["T (degC)"][duplicate + 1] += 0.3
+    sentinels = rng.choice(np.setdiff1d(np.arange(1, rows), [duplicate, duplicate + 1]), max(3, rows // 100_000),
+                           replace=False)
+    columns["wv (m/s)"][sentinels] = SENTINEL
+    columns["max. wv (m/s)"][sentinels[:1]] = SENTINEL
+    frame = pl.DataFrame({
+        DATE_COLUMN: pl.Series(stamps[order].astype("datetime64[us]")).dt.strftime(DATE_FORMAT),
+        **columns,
+    })
+    header = ",".join(f'"{c}"' for c in (DATE_COLUMN, *COLUMNS))
+    body = frame.write_csv(include_header=False, float_precision=2)
+    return (header + "\n" + body.rstrip("\n")).encode("ascii")
+
+
+def write_jena_like(out: Path, rows: int, seed: int = 0) -> Path:
+    """Write OUT/jena_climate_2009_2016.csv.zip (deterministic bytes for a given rows/seed) and add its
+    sha256 to OUT/SHA256SUMS, so the download stage accepts it from that mirror folder."""
+    import zipfile
+
+    from seqbench.download import SUMS_NAME, read_sums
+    from seqbench.io import atomic_path, sha256_file, write_text
+
+    out = Path(out)
+    zip_name = raw_files("jena")[0].name
+    final = out / zip_name
+    info = zipfile.ZipInfo(CSV_NAME, date_time=(2017, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = (0o100000 | 0o644) << 16  # a regular file, rw-r--r--
+    with atomic_path(final) as tmp:
+        with zipfile.ZipFile(tmp, "w") as archive:
+            archive.writestr(info, jena_like_csv(rows, seed), compresslevel=1)  # speed over size
+    sums = read_sums(out) or {}
+    sums[zip_name] = sha256_file(final)
+    write_text(out / SUMS_NAME, "".join(f"{digest}  {name}\n" for name, digest in sums.items()))
+    print(f"wrote {final} ({rows:,} rows, sha256 {sums[zip_name]}) and {out / SUMS_NAME}")
+    return final

@@ -18,3 +18,47 @@ def tasks(name: str, settings) -> list[ForecastTask]:
         ForecastTask("next_step", horizon=1, inputs=cols[:1], targets=cols[:1], **common),
         ForecastTask(f"h{settings.horizon}", horizon=settings.horizon, inputs=cols, targets=cols, **common),
     ]
+
+
+# --- raw files and standardize (data-raw) ---------------------------------------------------------------
+START = "2020-01-01T00:00"  # hourly rows from here, labelled UTC
+
+
+def raw_files(name: str) -> list:
+    return []  # generated, nothing to download
+
+
+def schema(name: str, settings) -> dict:
+    import polars as pl
+
+    return {"timestamp": pl.Datetime("us", "UTC"), **{c: pl.Float64 for c in columns(settings)}}
+
+
+def generate(settings):
+    """(rows, variables) float64 values: variable i is a sine of period season*(i+1) (so x0 repeats every
+    `season` rows), plus a slower sine of half the amplitude and ten times the period (variation without
+    a trend), plus gaussian noise of std `noise`; phases and noise drawn from `generator_seed`."""
+    import numpy as np
+
+    rng = np.random.default_rng(settings.generator_seed)
+    t = np.arange(settings.rows, dtype=np.float64)
+    out = np.empty((settings.rows, settings.variables))
+    for i in range(settings.variables):
+        period = settings.season * (i + 1)
+        phase, slow_phase = rng.uniform(0, 2 * np.pi, 2)
+        out[:, i] = (np.sin(2 * np.pi * t / period + phase)
+                     + 0.5 * np.sin(2 * np.pi * t / (10 * period) + slow_phase)
+                     + rng.normal(0.0, settings.noise, settings.rows))
+    return out
+
+
+def standardize(name: str, raw_dir, settings):
+    import numpy as np
+    import polars as pl
+
+    stamps = np.datetime64(START, "us") + np.arange(settings.rows).astype("timedelta64[h]")
+    values = generate(settings)
+    return pl.DataFrame({
+        "timestamp": pl.Series(stamps).dt.replace_time_zone("UTC"),
+        **{c: values[:, i] for i, c in enumerate(columns(settings))},
+    })
