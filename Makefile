@@ -30,9 +30,17 @@ test: setup  ## the test suite (CPU only; runs the real Snakemake, DVC, MLflow a
 bench: setup  ## seconds per epoch and peak memory per architecture -> reports/bench/training.json
 	python bench/training.py
 
-bench-peers: setup  ## seqbench against Keras and darts on the same windows -> reports/bench/peers.md
-	$(BIN)/python -m pip install --quiet $(TORCH_PIN) -e '.[peers]'
-	python bench/peers.py
+# Keras/TensorFlow and darts live in their own environment: they never enter the benchmark's.
+PEERS_VENV ?= .venv-peers
+$(PEERS_VENV)/.seqbench-installed: pyproject.toml
+	@test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet $(TORCH_PIN)
+	$(PEERS_VENV)/bin/python -m pip install --quiet $(TORCH_PIN) -e '.[peers]'
+	@touch $@
+
+bench-peers: $(PEERS_VENV)/.seqbench-installed  ## seqbench vs Keras and darts on the same windows -> reports/bench/peers.md
+	$(PEERS_VENV)/bin/python bench/peers.py
 
 smoke: setup  ## the smoke workload through Snakemake, from a clean state (.smoke/)
 	rm -rf .smoke

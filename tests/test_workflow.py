@@ -8,30 +8,19 @@ change, a clean `dvc status`, and the same files and metrics from both tools.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from workflow_tools import planned_outputs, sh, snakemake_plan
 
 from seqbench.params import load_params
 from seqbench.workspace import create
 
 pytestmark = pytest.mark.slow
 
-BIN = str(Path(sys.executable).parent)
 # fields that hold wall-clock measurements or per-run identifiers, not results
 VOLATILE = {"train_seconds", "seconds_per_epoch", "peak_memory_mb", "mlflow_run_id", "cost", "tags"}
-
-
-def sh(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return result
 
 
 def smoke_project(root: Path, folder: Path) -> Path:
@@ -97,27 +86,11 @@ def test_changing_one_model_reruns_only_its_jobs_and_the_report(snakemake_projec
         data = yaml.safe_load(original)
         data["models"]["gru"]["units"] = 7
         params_file.write_text(yaml.safe_dump(data, sort_keys=False))
-        dry_run = sh(["snakemake", "-n", "--cores", "2"], snakemake_project).stdout
+        plan = snakemake_plan(snakemake_project)
     finally:
         params_file.write_text(original)
-    planned = planned_jobs(dry_run)
-    assert planned["train"] == {"runs/synthetic/gru/seed0/metrics.json"}, dry_run
-    assert set(planned) == {"train", "aggregate", "report", "all"}
-
-
-def planned_jobs(dry_run: str) -> dict[str, set[str]]:
-    """rule -> its planned jobs' first output, from `snakemake -n` text."""
-    plan: dict[str, set[str]] = {}
-    rule = None
-    for line in dry_run.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
-            rule = stripped.split()[1].rstrip(":")
-            plan.setdefault(rule, set())
-        elif rule and stripped.startswith("output:"):
-            plan[rule].add(stripped.removeprefix("output:").split(",")[0].strip())
-            rule = None
-    return plan
+    assert planned_outputs(plan, "train") == {"runs/synthetic/gru/seed0/metrics.json"}
+    assert {job.rule for job in plan} == {"train", "aggregate", "report", "all"}
 
 
 def test_dvc_repro_completes_and_status_is_clean(dvc_project):
@@ -137,11 +110,3 @@ def test_snakemake_and_dvc_agree(snakemake_project, dvc_project):
         a = stable(json.loads((snakemake_project / name).read_text()))
         b = stable(json.loads((dvc_project / name).read_text()))
         assert a == b, name
-
-
-def test_dry_run_of_the_standard_preset_lists_every_job(project_root, tmp_path):
-    folder = create(project_root, tmp_path / "standard", "standard")
-    params = load_params(folder / "params.yaml")
-    plan = planned_jobs(sh(["snakemake", "-n", "--cores", "2"], folder).stdout)
-    expected = {f"runs/{d}/{m}/seed{s}/metrics.json" for _, d, m, s in params.train_jobs()}
-    assert plan["train"] == expected
