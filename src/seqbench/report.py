@@ -1,0 +1,211 @@
+"""Renderings of the aggregated results: the markdown leaderboard, and the HTML report.
+
+`run` executes reports/comparison.ipynb with papermill (kernel: this interpreter) into
+reports/comparison.executed.ipynb, then converts it with nbconvert into a self-contained
+reports/comparison.html: code hidden, figures embedded as base64 PNG, no script fetched from the
+network (the page must open offline). Both files replace their old versions only once both are made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from seqbench import aggregate, stats
+from seqbench import datasets as dataset_registry
+from seqbench.errors import DataError, SeqbenchError
+from seqbench.params import Params
+from seqbench.paths import Layout
+
+TEMPLATE = "comparison.ipynb"
+KERNEL = "python3"  # jupyter_client runs a kernelspec whose argv starts with `python` with sys.executable
+# nbconvert's lab template, minus the <script> tags that load require.js, MathJax and mermaid from CDNs
+HTML_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
+# --- numbers and marks -----------------------------------------------------------------------------
+def fmt(value: float) -> str:
+    """Human format shared by the leaderboard and the report: riders as integers, small values 4 digits."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    value = float(value)
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def mark(row) -> str:
+    """'best', '**' p<0.01, '*' p<0.05, 'n.s.', or '–' where no test was possible."""
+    if row["significant"] == "best":
+        return "best"
+    p = row["p_dm"] if not pd.isna(row["p_dm"]) else row["p_wilcoxon"]
+    if pd.isna(p):
+        return "–"
+    return "**" if p < 0.01 else "*" if p < aggregate.ALPHA else "n.s."
+
+
+def marks_note(n_seeds: int) -> str:
+    floor = 2 / 2 ** n_seeds  # the smallest two-sided exact Wilcoxon p with n pairs
+    return ("vs best: difference from the best model, Diebold-Mariano test on the test windows (forecasts; "
+            "per-window errors averaged over seeds) or else Wilcoxon signed-rank test over seeds: "
+            f"`**` p < 0.01, `*` p < 0.05, `n.s.` not significant, `–` no test possible (with {n_seeds} seeds the "
+            f"Wilcoxon test cannot go below p = {floor:.3g}). Skill = 1 - error / error of the dataset's naive "
+            "baseline on the same split and metric.")
+
+
+def preset_notes(params: Params) -> dict[str, list[str]]:
+    """Per dataset, what the preset leaves out of the protocol: tasks not trained and budget cuts."""
+    notes: dict[str, list[str]] = {}
+    preset = params.presets[params.preset]
+    for dataset in aggregate.dataset_order(params):
+        budget = params.budget(dataset)
+        lines = []
+        if budget.tasks is not None:
+            protocol = dataset_registry.task_names(dataset, params.dataset(dataset))
+            left = [t for t in protocol if t not in budget.tasks]
+            if left:
+                lines.append(f"tasks not trained: {', '.join(left)}")
+        if (budget.train_stride or 1) > 1:
+            lines.append(f"every {budget.train_stride}th training window")
+        if budget.max_train_samples:
+            lines.append(f"at most {budget.max_train_samples} training windows")
+        if budget.max_eval_samples:
+            lines.append(f"at most {budget.max_eval_samples} evaluation windows per split")
+        lines.append(f"at most {budget.max_epochs or preset.max_epochs} epochs, "
+                     f"patience {budget.patience if budget.patience is not None else preset.patience}")
+        notes[dataset] = lines
+    return notes
+
+
+def header_line(params: Params, meta: dict) -> str:
+    today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    commits = ", ".join(c[:12] for c in meta.get("commits", [])) or "unknown"
+    devices = ", ".join(meta.get("devices", [])) or "unknown"
+    seeds = ", ".join(str(s) for s in params.seeds)
+    return f"preset **{params.preset}** · seeds {seeds} · commit {commits} · device {devices} · {today}"
+
+
+# --- published references -------------------------------------------------------------------------
+def load_references(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise DataError(f"{path}: missing; restore reports/references.yaml from the repository")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    entries = data.get("references", [])
+    for i, entry in enumerate(entries):
+        missing = [k for k in ("dataset", "task", "model", "split", "metric", "value", "source") if k not in entry]
+        if missing:
+            raise DataError(f"{path}: references[{i}] lacks {missing}")
+    return entries
+
+
+def verdict(ours: float, published: float, metric: str, tolerance: float = 0.02) -> str:
+    if math.isnan(ours):
+        return "not run here"
+    gap = (ours - published) / abs(published) if published else math.inf
+    if not stats.lower_is_better(metric):
+        gap = -gap
+    if gap > tolerance:
+        return f"ours falls short by {gap:.1%}"
+    if gap < -tolerance:
+        return f"ours better by {-gap:.1%}"
+    return "on par (within 2%)"
+
+
+# --- leaderboard.md --------------------------------------------------------------------------------
+def leaderboard_rows(summary: pd.DataFrame, dataset: str, task: str) -> pd.DataFrame:
+    """The test rows of a task's primary metric, best first."""
+    rows = summary[(summary["status"] == "ok") & (summary["dataset"] == dataset) & (summary["task"] == task)
+                   & (summary["split"] == "test") & (summary["metric"] == aggregate.primary_metric(dataset))]
+    return rows.sort_values(["rank", "model"], kind="stable")
+
+
+def leaderboard_markdown(params: Params, summary: pd.DataFrame, meta: dict) -> str:
+    lines = ["# seqbench leaderboard", "", header_line(params, meta), "", marks_note(len(params.seeds)), ""]
+    notes = preset_notes(params)
+    status = summary[summary["status"] != "ok"]
+    for dataset in aggregate.dataset_order(params):
+        lines += [f"## {dataset}", ""]
+        unavailable = status[(status["dataset"] == dataset) & (status["status"] == "unavailable")]
+        if not unavailable.empty:
+            lines += [f"**Unavailable**: {unavailable.iloc[0]['reason']}", ""]
+            continue
+        metric = aggregate.primary_metric(dataset)
+        lines += [f"Primary metric: test {metric} (baseline for skill: "
+                  f"{aggregate.baseline_model(dataset)}). Preset {params.preset}: {'; '.join(notes[dataset])}.", ""]
+        ok = summary[(summary["status"] == "ok") & (summary["dataset"] == dataset)]
+        for task in aggregate.task_order(params, dataset, ok["task"]):
+            rows = leaderboard_rows(summary, dataset, task)
+            lines += [f"### {task}", "", f"| rank | model | test {metric} (mean ± std) | 95% CI | skill | vs best | n |",
+                      "|---:|---|---:|---:|---:|:---:|---:|"]
+            for _, row in rows.iterrows():
+                lines.append(f"| {row['rank']} | {row['model']} | {fmt(row['mean'])} ± {fmt(row['std'])} | "
+                             f"[{fmt(row['ci95_low'])}, {fmt(row['ci95_high'])}] | {fmt(row['skill'])} | "
+                             f"{mark(row)} | {row['n']} |")
+            lines.append("")
+        for _, row in status[status["dataset"] == dataset].iterrows():
+            who = f"{row['model']} on " if row["model"] else ""
+            lines.append(f"- {row['status'].replace('_', ' ')}: {who}{row['task']} ({row['reason']})")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --- comparison.html -------------------------------------------------------------------------------
+def notebook_parameters(params: Params, layout: Layout) -> dict:
+    return {"project_root": str(layout.root), "preset": params.preset, "python_prefix": sys.prefix}
+
+
+def html_from_notebook(path: Path) -> str:
+    import nbformat
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"seqbench.html.j2": HTML_TEMPLATE})],
+                            template_file="seqbench.html.j2")
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata["title"] = "seqbench comparison"
+    body, _ = exporter.from_notebook_node(notebook)
+    return body
+
+
+def run(params: Params, layout: Layout) -> None:
+    import papermill
+    from jupyter_client.kernelspec import NoSuchKernel
+
+    template = layout.reports / TEMPLATE
+    if not template.is_file():
+        raise DataError(f"{template}: report template missing; restore it from the repository (git checkout reports/{TEMPLATE})")
+    for name in ("summary", "results", "costs"):
+        if not (layout.reports / f"{name}.csv").is_file():
+            raise DataError(f"{layout.reports / (name + '.csv')}: missing; run `python -m seqbench aggregate` first")
+    with tempfile.TemporaryDirectory(dir=layout.reports, prefix=".report-") as tmp:
+        executed = Path(tmp) / "comparison.executed.ipynb"
+        try:
+            papermill.execute_notebook(str(template), str(executed), parameters=notebook_parameters(params, layout),
+                                       kernel_name=KERNEL, cwd=str(layout.root), progress_bar=False)
+        except NoSuchKernel:
+            raise SeqbenchError(f"no Jupyter kernel {KERNEL!r} for {sys.executable}: run "
+                                f"`{sys.executable} -m ipykernel install --sys-prefix` (ipykernel is a dependency)") from None
+        except papermill.PapermillExecutionError as error:
+            failed = layout.reports / "comparison.failed.ipynb"
+            if executed.is_file():
+                os.replace(executed, failed)
+            raise SeqbenchError(f"{template}: cell {error.exec_count} failed with {error.ename}: {error.evalue} "
+                                f"(the partly executed notebook is {failed})") from None
+        html = Path(tmp) / "comparison.html"
+        html.write_text(html_from_notebook(executed), encoding="utf-8")
+        os.replace(executed, layout.reports / "comparison.executed.ipynb")
+        os.replace(html, layout.reports / "comparison.html")

@@ -1,0 +1,210 @@
+"""Real browser checks in headless Debian Chromium (Playwright): the MLflow UI over a real `mlflow server`
+holding job and summary runs made by seqbench.tracking, and the HTML report opened from disk."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqbench import aggregate, report, tracking
+from seqbench.paths import Layout
+from test_aggregate import SEEDS, make_project
+from test_report import copy_report_files
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+JOB_DATASETS = ("cta", "imdb")  # datasets whose job runs are logged here (summary runs: every dataset)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian's chromium is missing at /usr/bin/chromium: "
+                       "install it with `apt-get install -y chromium` (.ci/run does this in CI)"),
+]
+sync_playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install "
+                                      "-e '.[dev]')").sync_playwright
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _api(base: str, path: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{base}{path}", data=data, headers={"Content-Type": "application/json"},
+                                     method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _browser(playwright):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A project whose MLflow store holds job runs (cta, imdb) and the aggregate stage's summary runs."""
+    root = tmp_path_factory.mktemp("mlflow")
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        params = make_project(root)
+        layout = Layout(root)
+        tracking.run_init(params, layout)
+        for _group, dataset, model, seed in params.train_jobs():
+            if dataset not in JOB_DATASETS:
+                continue
+            metrics = json.loads((layout.run(dataset, model, seed) / "metrics.json").read_text())
+            with tracking.job_run(layout, dataset, model, seed, preset=params.preset, data_hash="feed",
+                                  device="cpu", params={"units": 32}) as run:
+                for epoch in (1, 2):
+                    run.log_epoch(next(iter(metrics["tasks"])), epoch, 1.0 / epoch, 1.1 / epoch)
+                run.log_results(metrics)
+        aggregate.run(params, layout)
+        aggregate.run(params, layout)  # a rerun replaces the summary runs, it must not duplicate them
+    finally:
+        if saved is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+    return root, params
+
+
+@pytest.fixture(scope="module")
+def server(store):
+    root, _ = store
+    port = _free_port()
+    log = open(root / "mlflow-server.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"],
+        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start: {(root / 'mlflow-server.log').read_text()[-2000:]}")
+            time.sleep(1)
+        yield base
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)  # the server's own session: its workers end with it
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
+
+
+def _runs(base: str, experiment_id: str) -> list[dict]:
+    found = _api(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id], "max_results": 1000})
+    return found.get("runs", [])
+
+
+def _tags(run: dict) -> dict:
+    return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+
+def _metrics(run: dict) -> dict:
+    return {m["key"]: m["value"] for m in run["data"].get("metrics", [])}
+
+
+def test_mlflow_server_lists_job_and_summary_runs(store, server):
+    root, params = store
+    summary = aggregate.read_table(Layout(root), "summary").query("status == 'ok'")
+    for dataset in aggregate.dataset_order(params):
+        experiment = _api(server, f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={dataset}")["experiment"]
+        runs = {r["info"]["run_name"]: r for r in _runs(server, experiment["experiment_id"])}
+        models = sorted({m for _g, d, m, _s in params.train_jobs() if d == dataset})
+        expected_summaries = set() if dataset == "jena" else {f"{m}-summary" for m in models}
+        expected_jobs = {f"{m}-seed{s}" for m in models for s in SEEDS} if dataset in JOB_DATASETS else set()
+        assert set(runs) == expected_summaries | expected_jobs  # no duplicates after the rerun
+        for name in expected_jobs:
+            model, seed = name.rsplit("-seed", 1)
+            tags = _tags(runs[name])
+            assert (tags["dataset"], tags["model"], tags["seed"], tags["seqbench.kind"]) == (dataset, model, seed, "job")
+            assert tags["preset"] == "standard" and tags["device"] == "cpu" and tags["data_hash"] == "feed"
+            metrics_json = json.loads((Layout(root).run(dataset, model, int(seed)) / "metrics.json").read_text())
+            task, entry = next((t, e) for t, e in metrics_json["tasks"].items() if e["status"] == "ok")
+            metric, value = next(iter(entry["test"].items()))
+            assert _metrics(runs[name])[f"{task}/test_{metric}"] == pytest.approx(value)
+        for name in expected_summaries:
+            model = name.removesuffix("-summary")
+            tags, metrics = _tags(runs[name]), _metrics(runs[name])
+            assert (tags["seqbench.kind"], tags["dataset"], tags["model"]) == ("summary", dataset, model)
+            rows = summary[(summary["dataset"] == dataset) & (summary["model"] == model)]
+            assert len(metrics) == 2 * len(rows)
+            for row in rows.itertuples():
+                assert metrics[f"{row.task}/{row.split}_{row.metric}_mean"] == pytest.approx(row.mean, rel=1e-12)
+                assert metrics[f"{row.task}/{row.split}_{row.metric}_std"] == pytest.approx(row.std, rel=1e-12)
+
+
+def test_mlflow_ui_lists_the_runs_in_chromium(store, server):
+    _, params = store
+    experiment = _api(server, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=cta")["experiment"]
+    names = [r["info"]["run_name"] for r in _runs(server, experiment["experiment_id"])]
+    with sync_playwright() as playwright:
+        browser = _browser(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 3000})
+            page.goto(f"{server}/#/experiments/{experiment['experiment_id']}/runs", timeout=180_000)
+            page.get_by_text("rnn-summary", exact=True).first.wait_for(timeout=180_000)
+            text = page.inner_text("body")
+        finally:
+            browser.close()
+    assert len(names) == 5 + 5 * len(SEEDS)
+    missing = [name for name in names if name not in text]
+    assert not missing, f"runs not listed by the MLflow UI: {missing}"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    root = tmp_path_factory.mktemp("html")
+    params = make_project(root)
+    aggregate.run(params, Layout(root), log_mlflow=False)
+    copy_report_files(root)
+    report.run(params, Layout(root))
+    return root / "reports" / "comparison.html"
+
+
+def test_html_report_opens_without_console_errors(rendered):
+    from PIL import Image
+
+    problems = []
+    with sync_playwright() as playwright:
+        browser = _browser(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1600})
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+            page.goto(rendered.as_uri(), wait_until="load")
+            assert page.locator("#dataset-cta").is_visible()
+            images = page.eval_on_selector_all("img.figure", "els => els.map(e => e.complete && e.naturalWidth)")
+            page.locator("#dataset-cta").scroll_into_view_if_needed()
+            shot = page.screenshot(full_page=False)
+        finally:
+            browser.close()
+    assert not problems, problems
+    assert len(images) >= 20 and all(width and width > 100 for width in images)  # every PNG decoded
+    pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=float)
+    assert pixels.std() > 10  # a blank page has no variance
