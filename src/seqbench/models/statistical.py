@@ -1,0 +1,73 @@
+"""Seasonal ARIMA (Geron ch. 15: statsmodels ARIMA refit for every forecast), as a torch module.
+
+forward((B, T, 1)) fits SARIMAX(order, seasonal_order + (season,)) on each window's own input
+series and forecasts `horizon` steps -> (B, H, 1). No parameters: the trainer evaluates it without
+training. A fit that raises or forecasts a non-finite value falls back to the seasonal naive
+forecast; `fits` and `fallbacks` count them (reset with `reset_counts()`).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from seqbench.errors import TrainingError
+from seqbench.models import settings as S
+from seqbench.models.baselines import SeasonalNaive
+from seqbench.tasks import ForecastTask
+
+
+class Sarima(nn.Module):
+    def __init__(self, task: ForecastTask, settings: S.SarimaSettings):
+        super().__init__()
+        if task.season < 2:
+            raise TrainingError(
+                f"sarima needs a seasonal period >= 2 but task {task.name!r} has season {task.season}; "
+                "set datasets.<dataset>.season in params.yaml or leave sarima out of that dataset's jobs")
+        if task.sampling != 1 or task.delay != 1:
+            raise TrainingError(
+                f"sarima forecasts the steps right after its input, but task {task.name!r} has "
+                f"sampling {task.sampling} and delay {task.delay}; leave sarima out of that dataset's jobs")
+        self.order = tuple(settings.order)
+        self.seasonal_order = (*settings.seasonal_order, task.season)
+        self.horizon = task.horizon
+        self.fallback = SeasonalNaive(task)
+        self.reset_counts()
+
+    def reset_counts(self) -> None:
+        self.fits = 0
+        self.fallbacks = 0
+
+    def _forecast(self, series: np.ndarray) -> np.ndarray | None:
+        from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # convergence and start-parameter warnings, every window
+                model = SARIMAX(series, order=self.order, seasonal_order=self.seasonal_order)
+                fit = model.fit(disp=False, cov_type="none")  # no parameter covariance: forecasts only
+                forecast = np.asarray(fit.forecast(self.horizon), dtype=np.float64)
+        except (ValueError, np.linalg.LinAlgError, IndexError):
+            return None
+        return forecast if forecast.shape == (self.horizon,) and np.isfinite(forecast).all() else None
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:  # (B, T, 1) -> (B, H, 1)
+        naive = self.fallback(x)
+        series = x[..., 0].detach().cpu().double().numpy()
+        out = naive.detach().cpu().double().numpy().copy()
+        for b, window in enumerate(series):
+            self.fits += 1
+            forecast = self._forecast(window)
+            if forecast is None:
+                self.fallbacks += 1
+            else:
+                out[b, :, 0] = forecast
+        return torch.from_numpy(out).to(device=x.device, dtype=x.dtype)
+
+
+def build_sarima(task: ForecastTask, settings: S.SarimaSettings) -> nn.Module:
+    return Sarima(task, settings)
