@@ -1,0 +1,248 @@
+"""Thin MLflow wrapper: the only module that imports mlflow.
+
+Store: `sqlite:///<root>/mlflow.db` (or $MLFLOW_TRACKING_URI); artifacts under `<root>/mlartifacts/<experiment>`.
+One experiment per dataset, created only by `python -m seqbench tracking-init` (parallel first-time creation
+of an SQLite store races on its schema migrations); a job that finds no experiment says so. A re-run of a
+job (dataset, model, seed) or of a summary deletes the previous run first, so the UI never lists duplicates
+(MLflow deletes softly: `mlflow gc` purges deleted runs for good).
+
+Several training processes write to one SQLite file at once: MLflow sets a busy timeout on each session,
+and every call here is retried with back-off when SQLite still answers "database is locked".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from seqbench.errors import SeqbenchError
+from seqbench.io import write_json
+from seqbench.paths import Layout
+
+T = TypeVar("T")
+JOB, SUMMARY = "job", "summary"
+KIND_TAG = "seqbench.kind"
+INIT_HINT = "run `python -m seqbench tracking-init` first"
+_RETRIES = 8
+
+
+class TrackingError(SeqbenchError):
+    """The MLflow store or an experiment is missing or unusable."""
+
+
+def tracking_uri(layout: Layout) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{layout.mlflow_db.resolve()}"
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def _is_remote(uri: str) -> bool:
+    return uri.startswith(("http://", "https://", "databricks"))
+
+
+def _locked(error: BaseException) -> bool:
+    text = str(error).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+def _retry(call: Callable[..., T], *args, **kwargs) -> T:
+    """Call an MLflow function, retrying while SQLite reports a lock held by another process."""
+    for attempt in range(_RETRIES):
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:
+            if not _locked(error) or attempt == _RETRIES - 1:
+                raise
+            time.sleep(min(8.0, 0.2 * 2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    _retry(client.search_experiments, max_results=1)  # opens the store now, so a lock is retried here
+    return client
+
+
+def _artifact_location(layout: Layout, experiment: str, uri: str) -> str | None:
+    # a remote server decides where its artifacts live; a local store keeps them beside the project
+    return None if _is_remote(uri) else (layout.mlflow_artifacts.resolve() / experiment).as_uri()
+
+
+def git_commit(root: Path) -> str:
+    """HEAD of the project's repository (or of the seqbench source checkout), else "unknown"."""
+    for folder in (Path(root), Path(__file__).resolve().parent):
+        try:
+            out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
+                                 timeout=10, check=True)
+            return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            continue
+    return "unknown"
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested settings -> {"a.b": "value"} (MLflow params are flat strings)."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = str(list(value) if isinstance(value, tuple) else value)
+    return out
+
+
+# --- store initialisation --------------------------------------------------------------------------
+def run_init(params, layout: Layout) -> dict[str, Any]:
+    """Create the store and one experiment per dataset of the job lists; safe to call again."""
+    uri = tracking_uri(layout)
+    sqlite_file = _sqlite_file(uri)
+    if sqlite_file is not None:
+        sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    client = _client(uri)
+    experiments = {name: _ensure_experiment(client, layout, name, uri) for name in params.datasets_in_jobs()}
+    marker = {"uri": uri, "experiments": experiments}
+    write_json(layout.tracking_marker, marker)
+    return marker
+
+
+def _ensure_experiment(client, layout: Layout, name: str, uri: str) -> str:
+    existing = _retry(client.get_experiment_by_name, name)
+    if existing is not None:
+        if existing.lifecycle_stage == "deleted":
+            _retry(client.restore_experiment, existing.experiment_id)
+        return existing.experiment_id
+    return _retry(client.create_experiment, name, artifact_location=_artifact_location(layout, name, uri))
+
+
+def _experiment(layout: Layout, dataset: str):
+    """(client, experiment id) of a dataset's experiment; never creates the store or the experiment."""
+    uri = tracking_uri(layout)
+    sqlite_file = _sqlite_file(uri)
+    if sqlite_file is not None and not sqlite_file.is_file():
+        raise TrackingError(f"no MLflow store at {sqlite_file}: {INIT_HINT}")
+    client = _client(uri)
+    experiment = _retry(client.get_experiment_by_name, dataset)
+    if experiment is None or experiment.lifecycle_stage != "active":
+        raise TrackingError(f"no MLflow experiment {dataset!r} in {uri}: {INIT_HINT} "
+                            f"(and check that {dataset!r} is in a job list of params.yaml)")
+    return client, experiment.experiment_id
+
+
+def _replace(client, experiment_id: str, tags: Mapping[str, str]) -> None:
+    """Delete every active run of the experiment carrying these tags (the run about to be re-created)."""
+    from mlflow.entities import ViewType
+
+    query = " AND ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+    for run in _retry(client.search_runs, [experiment_id], filter_string=query,
+                      run_view_type=ViewType.ACTIVE_ONLY, max_results=1000):
+        _retry(client.delete_run, run.info.run_id)
+
+
+def _log_batch(client, run_id: str, metrics=(), params=(), tags=()) -> None:
+    from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
+
+    metrics, params, tags = list(metrics), list(params), list(tags)
+    for i in range(0, max(len(metrics), 1), MAX_METRICS_PER_BATCH):
+        if metrics[i:i + MAX_METRICS_PER_BATCH]:
+            _retry(client.log_batch, run_id, metrics=metrics[i:i + MAX_METRICS_PER_BATCH], synchronous=True)
+    for i in range(0, max(len(params), len(tags), 1), MAX_PARAMS_TAGS_PER_BATCH):
+        chunk_params, chunk_tags = params[i:i + MAX_PARAMS_TAGS_PER_BATCH], tags[i:i + MAX_PARAMS_TAGS_PER_BATCH]
+        if chunk_params or chunk_tags:
+            _retry(client.log_batch, run_id, params=chunk_params, tags=chunk_tags, synchronous=True)
+
+
+def _metrics(values: Mapping[str, float | None], step: int = 0, ts: int | None = None) -> list:
+    from mlflow.entities import Metric
+
+    ts = ts if ts is not None else int(time.time() * 1000)
+    return [Metric(key, float(value), ts, step) for key, value in values.items() if value is not None]
+
+
+def _params(values: Mapping[str, str]) -> list:
+    from mlflow.entities import Param
+
+    return [Param(key, value) for key, value in values.items()]
+
+
+# --- job runs --------------------------------------------------------------------------------------
+class JobRun:
+    """The MLflow run of one training job (see `job_run`)."""
+
+    def __init__(self, client, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    def log_epoch(self, task: str, epoch: int, train_loss: float, val_loss: float) -> None:
+        _log_batch(self.client, self.run_id,
+                   metrics=_metrics({f"{task}/train_loss": train_loss, f"{task}/val_loss": val_loss}, step=epoch))
+
+    def log_results(self, metrics_json: Mapping[str, Any]) -> None:
+        """Final metrics `<task>/<split>_<metric>` (+ per-horizon MAE as steps 1..H) from metrics.json."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        values: dict[str, float | None] = {}
+        steps = []
+        for task, result in metrics_json.get("tasks", {}).items():
+            for split in ("val", "test"):
+                for name, value in (result.get(split) or {}).items():
+                    values[f"{task}/{split}_{name}"] = value
+                for h, value in enumerate(result.get(f"{split}_per_horizon_mae") or [], start=1):
+                    steps.append(Metric(f"{task}/{split}_per_horizon_mae", float(value), now, h))
+        _log_batch(self.client, self.run_id, metrics=_metrics(values, ts=now) + steps)
+
+    def log_artifacts(self, paths: list[Path]) -> None:
+        for path in paths:
+            _retry(self.client.log_artifact, self.run_id, str(path))
+
+
+@contextlib.contextmanager
+def job_run(layout: Layout, dataset: str, model: str, seed: int, *, preset: str, data_hash: str,
+            device: str, params: Mapping[str, Any]) -> Iterator[JobRun]:
+    """One run `<model>-seed<k>` replacing any earlier one; FAILED (KILLED on Ctrl-C) if the block raises."""
+    client, experiment_id = _experiment(layout, dataset)
+    tags = {"dataset": dataset, "model": model, "seed": str(seed), KIND_TAG: JOB}
+    _replace(client, experiment_id, tags)
+    tags.update(preset=preset, git_commit=git_commit(layout.root), data_hash=data_hash, device=device)
+    run = _retry(client.create_run, experiment_id, run_name=f"{model}-seed{seed}", tags=tags)
+    job = JobRun(client, run.info.run_id)
+    try:
+        _log_batch(client, job.run_id, params=_params(flatten(params)))
+        yield job
+    except BaseException as error:
+        status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        with contextlib.suppress(Exception):
+            _retry(client.set_terminated, job.run_id, status)
+        raise
+    _retry(client.set_terminated, job.run_id, "FINISHED")
+
+
+# --- summary runs (report stage) -------------------------------------------------------------------
+def log_summary_run(layout: Layout, dataset: str, model: str, metrics: Mapping[str, float],
+                    params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+    """Run `<model>-summary` (tag seqbench.kind=summary) replacing an earlier one; returns its id."""
+    client, experiment_id = _experiment(layout, dataset)
+    keys = {"dataset": dataset, "model": model, KIND_TAG: SUMMARY}
+    _replace(client, experiment_id, keys)
+    run = _retry(client.create_run, experiment_id, run_name=f"{model}-summary",
+                 tags={**{k: str(v) for k, v in tags.items()}, **keys})
+    try:
+        _log_batch(client, run.info.run_id, metrics=_metrics(metrics), params=_params(flatten(params)))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _retry(client.set_terminated, run.info.run_id, "FAILED")
+        raise
+    _retry(client.set_terminated, run.info.run_id, "FINISHED")
+    return run.info.run_id

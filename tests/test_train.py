@@ -1,0 +1,348 @@
+"""train stage on the synthetic dataset (smoke preset), through the real stages, models and MLflow store."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+import yaml
+from mlflow.entities import ViewType
+from mlflow.tracking import MlflowClient
+from torch import nn
+
+from seqbench import download, features, split, standardize, tracking, train
+from seqbench import evaluate as ev
+from seqbench.errors import TrainingError
+from seqbench.features import ForecastFeatures
+from seqbench.models import REGISTRY, ModelEntry
+from seqbench.params import parse_params
+from seqbench.paths import Layout
+from seqbench.tasks import ForecastTask
+
+TIMING = ("train_seconds", "seconds_per_epoch")
+
+
+def smoke_params(params_dict: dict, **changes) -> dict:
+    """The real params.yaml, smoke preset, jobs: synthetic + small IMDB and Shakespeare jobs."""
+    params_dict["preset"] = "smoke"
+    params_dict["jobs"] = params_dict["presets"]["smoke"]["jobs"]
+    params_dict["jobs"]["text"] = {"datasets": ["imdb"], "models": ["bow_tfidf", "textcnn"]}
+    params_dict["jobs"]["chars"] = {"datasets": ["shakespeare"], "models": ["char_gru"]}
+    params_dict["datasets"]["imdb"]["sequence_length"] = 40
+    params_dict["datasets"]["shakespeare"]["sample_length"] = 50
+    models = params_dict["models"]
+    models["mlp"] = {"hidden": [16], "dropout": 0.3}  # dropout: the global RNG matters
+    models["textcnn"] = {"embed_dim": 8, "filters": 4, "kernel_sizes": [3], "dropout": 0.5}
+    models["char_gru"] = {"embed_dim": 8, "units": 16}
+    for key, value in changes.items():
+        node = params_dict
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return params_dict
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """A project folder with synthetic features and an MLflow store (built once, copied per test)."""
+    import rawdata
+
+    root = tmp_path_factory.mktemp("base")
+    mirror = rawdata.make_mirror(tmp_path_factory.mktemp("mirror"), datasets=("imdb", "shakespeare"))
+    params_dict = smoke_params(yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text()))
+    params_dict["data"]["mirrors"] = [str(mirror)]
+    params, layout = parse_params(params_dict), Layout(root)
+    for dataset in ("synthetic", "imdb", "shakespeare"):
+        for stage in (download, standardize, split, features):
+            stage.run(params, layout, dataset)
+    (root / "params.yaml").write_text(yaml.safe_dump(params_dict, sort_keys=False))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        tracking.run_init(params, layout)
+    return root
+
+
+@pytest.fixture()
+def project(base: Path, tmp_path: Path, params_dict: dict, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    root = tmp_path / "project"
+    shutil.copytree(base, root)
+
+    def setup(**changes):
+        data = smoke_params(copy.deepcopy(params_dict), **changes)
+        (root / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        return parse_params(data), Layout(root)
+
+    return setup
+
+
+def without_timing(metrics: dict) -> dict:
+    out = {k: v for k, v in metrics.items() if k not in ("cost", "mlflow_run_id")}
+    out["tasks"] = {name: {k: v for k, v in task.items() if k not in TIMING} for name, task in metrics["tasks"].items()}
+    return out
+
+
+def outputs(layout: Layout, model: str, seed: int) -> dict:
+    folder = layout.run("synthetic", model, seed)
+    history = pl.read_csv(folder / "history.csv").drop("seconds")
+    return {"metrics": without_timing(json.loads((folder / "metrics.json").read_text())),
+            "history": history.to_dicts(),
+            "predictions": pl.read_parquet(folder / "predictions.parquet").to_dicts()}
+
+
+def active_runs(layout: Layout):
+    client = MlflowClient(tracking.tracking_uri(layout))
+    experiment = client.get_experiment_by_name("synthetic")
+    return client.search_runs([experiment.experiment_id], run_view_type=ViewType.ACTIVE_ONLY)
+
+
+# --- determinism and outputs -----------------------------------------------------------------------
+def test_same_seed_is_bit_identical_and_seeds_differ(project):
+    params, layout = project()
+    train.run(params, layout, "synthetic", "mlp", 0, threads=1)
+    first = outputs(layout, "mlp", 0)
+    train.run(params, layout, "synthetic", "mlp", 0, threads=1)
+    assert outputs(layout, "mlp", 0) == first
+    train.run(params, layout, "synthetic", "mlp", 1, threads=1)
+    other = outputs(layout, "mlp", 1)
+    assert other["metrics"]["tasks"]["h12"]["test"] != first["metrics"]["tasks"]["h12"]["test"]
+    assert [r.info.run_name for r in active_runs(layout)].count("mlp-seed0") == 1  # the re-run replaced it
+
+
+def test_outputs_follow_the_contract(project):
+    params, layout = project()
+    metrics = train.run(params, layout, "synthetic", "linear", 0, threads=1)
+    folder = layout.run("synthetic", "linear", 0)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(train.OUTPUTS)  # resume.pt is gone
+    assert json.loads((folder / "metrics.json").read_text()) == metrics
+    assert metrics["status"] == "ok" and metrics["family"] == "forecast" and metrics["metric_units"] == "original"
+    assert metrics["cost"]["device"] == "cpu" and metrics["cost"]["threads"] == 1
+    assert metrics["cost"]["peak_memory_mb"] > 0
+    assert metrics["tags"]["torch"] == torch.__version__
+    h12 = metrics["tasks"]["h12"]
+    assert h12["kind"] == "forecast_multi" and h12["status"] == "ok"
+    assert set(h12["val"]) == set(h12["test"]) == {"mae", "mse", "rmse", "mape"}
+    assert len(h12["test_per_horizon_mae"]) == 12 and "val_per_horizon_mae" not in metrics["tasks"]["next_step"]
+    assert 1 <= h12["best_epoch"] <= h12["epochs"] <= 2 and h12["params_count"] == 48 * 3 * 12 * 3 + 12 * 3
+
+    history = pl.read_csv(folder / "history.csv")
+    assert history.columns == list(train.HISTORY_COLUMNS)
+    assert history.filter(pl.col("task") == "h12")["epoch"].to_list() == list(range(1, h12["epochs"] + 1))
+
+    predictions = pl.read_parquet(folder / "predictions.parquet")
+    assert dict(predictions.schema) == ev.PREDICTION_SCHEMAS["forecast"]
+    test_h12 = predictions.filter((pl.col("task") == "h12") & (pl.col("split") == "test"))
+    assert test_h12.height <= 256  # smoke max_eval_samples
+    assert test_h12["mse"].mean() == pytest.approx(h12["test"]["mse"])  # equal windows: mean of means
+    assert test_h12["y_pred"].list.len().unique().to_list() == [12]
+
+    checkpoint = torch.load(folder / "checkpoint.pt", weights_only=True)
+    task = ForecastTask(**{k: v for k, v in checkpoint["tasks"]["h12"]["task"].items() if k not in ("family", "kind")})
+    model = REGISTRY["linear"].build(task, params.model_settings("linear"))
+    model.load_state_dict(checkpoint["tasks"]["h12"]["state_dict"])
+
+    (run,) = active_runs(layout)
+    assert run.info.run_id == metrics["mlflow_run_id"] and run.info.status == "FINISHED"
+    assert run.data.tags["data_hash"] == metrics["tags"]["data_hash"]
+    assert run.data.metrics["h12/test_mse"] == h12["test"]["mse"]
+    assert "h12/train_loss" in run.data.metrics and "next_step/val_loss" in run.data.metrics
+    assert run.data.params["train.batch_size"] == "64" and run.data.params["train.loss"] == "mse"
+
+
+def test_naive_is_evaluated_only_and_matches_the_raw_series(project):
+    params, layout = project()
+    metrics = train.run(params, layout, "synthetic", "naive", 0, threads=1)
+    task = metrics["tasks"]["next_step"]
+    assert task["epochs"] == 0 and task["params_count"] == 0
+    assert pl.read_csv(layout.run("synthetic", "naive", 0) / "history.csv").height == 0
+    # independent check: |x0[t+1] - x0[t]| on the standardized (original-unit) table, same windows
+    x0 = pl.read_parquet(layout.standard("synthetic"))["x0"].to_numpy()
+    predictions = pl.read_parquet(layout.run("synthetic", "naive", 0) / "predictions.parquet")
+    windows = predictions.filter((pl.col("task") == "next_step") & (pl.col("split") == "val"))["window"].to_numpy()
+    expected = np.abs(x0[windows + 48] - x0[windows + 47]).mean()
+    assert task["val"]["mae"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_unsupported_task_is_skipped(project):
+    params, layout = project()
+    univariate_naive = replace(REGISTRY["naive"], univariate_only=True)  # SARIMA's restriction
+    job = train.make_job(params, "synthetic", "naive", 0,
+                         features.load_features(layout.features("synthetic")), threads=1)
+    results, _, states, predictions = train.train_job(replace(job, entry=univariate_naive), layout.run("synthetic", "naive", 0))
+    assert results["h12"]["status"] == "skipped" and "univariate" in results["h12"]["reason"]
+    assert results["next_step"]["status"] == "ok" and set(states) == {"next_step"}
+    assert predictions["task"].unique().to_list() == ["next_step"]
+
+
+def test_unavailable_dataset_writes_placeholders_without_a_run(project):
+    params, layout = project()
+    folder = layout.split("jena")
+    folder.mkdir(parents=True)
+    (folder / "split.json").write_text(json.dumps({"dataset": "jena", "status": "unavailable",
+                                                   "reason": "put jena_climate_2009_2016.csv.zip in a mirror"}))
+    features.run(params, layout, "jena")
+    metrics = train.run(params, layout, "jena", "lstm", 0, threads=1)
+    out = layout.run("jena", "lstm", 0)
+    assert metrics["status"] == "unavailable" and "mirror" in metrics["reason"] and metrics["tasks"] == {}
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert (out / "history.csv").read_text() == ",".join(train.HISTORY_COLUMNS) + "\n"
+    empty = pl.read_parquet(out / "predictions.parquet")
+    assert empty.height == 0 and dict(empty.schema) == ev.PREDICTION_SCHEMAS["forecast"]
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["status"] == "unavailable"
+
+
+def test_nan_loss_names_epoch_and_batch_and_fails_the_run(project):
+    params, layout = project(**{"models.linear": {"lr": 1e30}, "training.clip_norm": None})
+    with pytest.raises(TrainingError) as error:
+        train.run(params, layout, "synthetic", "linear", 0, threads=1)
+    message = str(error.value)
+    assert "task 'next_step'" in message and "epoch 1, batch 2" in message
+    assert "models.linear.lr" in message and "training.clip_norm" in message
+    (run,) = active_runs(layout)
+    assert run.info.status == "FAILED"
+    assert not (layout.run("synthetic", "linear", 0) / "metrics.json").exists()
+
+
+def test_text_models_on_sequences_and_bag_of_words(project):
+    params, layout = project()
+    for model in ("bow_tfidf", "textcnn"):
+        metrics = train.run(params, layout, "imdb", model, 0, threads=1)
+        task = metrics["tasks"]["sentiment"]
+        assert metrics["family"] == "text" and task["kind"] == "text_binary" and task["epochs"] >= 1
+        assert set(task["test"]) == {"accuracy", "f1", "roc_auc", "log_loss"}
+        predictions = pl.read_parquet(layout.run("imdb", model, 0) / "predictions.parquet")
+        assert dict(predictions.schema) == ev.PREDICTION_SCHEMAS["text"]
+        val = predictions.filter(pl.col("split") == "val")
+        labels = features.load_features(layout.features("imdb")).labels["val"]
+        assert val["label"].to_list() == labels[val["index"].to_numpy()].tolist()
+        assert task["val"]["accuracy"] == pytest.approx(((val["prob"] > 0.5) == (val["label"] == 1)).mean())
+
+
+def test_char_model_scores_every_character_once_and_samples(project):
+    params, layout = project()
+    metrics = train.run(params, layout, "shakespeare", "char_gru", 0, threads=1)
+    task = metrics["tasks"]["next_char"]
+    assert set(task["test"]) == {"accuracy", "bits_per_char"} and 0 < task["test"]["bits_per_char"] < 10
+    assert task["sample"].startswith("to be or not to b") and len(task["sample"]) == len("to be or not to b") + 50
+    predictions = pl.read_parquet(layout.run("shakespeare", "char_gru", 0) / "predictions.parquet")
+    assert dict(predictions.schema) == ev.PREDICTION_SCHEMAS["chars"]
+    starts = predictions.filter(pl.col("split") == "test")["window"].to_numpy()
+    assert (np.diff(starts) >= 100).all()  # non-overlapping evaluation windows
+    again = train.run(params, layout, "shakespeare", "char_gru", 0, threads=1)
+    assert again["tasks"]["next_char"]["sample"] == task["sample"]
+
+
+# --- early stopping on a constructed case ----------------------------------------------------------
+class Scale(nn.Module):
+    """y = w * x, starting at w = -1: right for validation (next = -current), wrong for training."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(-1.0))
+
+    def forward(self, x):  # (B, 1, 1) -> (B, 1, 1)
+        return self.w * x
+
+
+@dataclass(frozen=True)
+class LocalEntry(ModelEntry):
+    factory: Callable | None = None
+
+    def build(self, task, settings):
+        return self.factory()
+
+
+def test_early_stopping_restores_the_best_weights(project):
+    params, layout = project(**{"datasets.synthetic.training": {"batch_size": 32, "loss": "mse", "optimizer": "sgd",
+                                                                "lr": 0.05},
+                                "presets.smoke.max_epochs": 10, "presets.smoke.patience": 2})
+    t = np.arange(300)
+    series = np.where(t < 200, np.sin(t / 15.0), np.sin(t / 15.0) * (-1.0) ** t).astype(np.float32)[:, None]
+    task = ForecastTask("flip", lookback=1, horizon=1, inputs=("x",), targets=("x",))
+    feats = ForecastFeatures(series=series, timestamps=np.arange(300).astype("datetime64[h]").astype("datetime64[ns]"),
+                             columns=("x",), mean=np.zeros(1), scale=np.ones(1), metric_units="scaled",
+                             splits={"train": (0, 200), "val": (200, 250), "test": (250, 300)},
+                             tasks={"flip": task}, data_hash="handmade")
+    job = train.make_job(params, "synthetic", "linear", 0, feats, threads=1)
+    job = replace(job, entry=LocalEntry("scale", {}, ("forecast_single",), factory=Scale))
+    snapshots = []
+    outcome = train.fit_task(job, task, save=lambda state: snapshots.append(copy.deepcopy(state)))
+    val_losses = [row["val_loss"] for row in outcome.history]
+    assert val_losses == sorted(val_losses) and len(set(val_losses)) == 3  # worse every epoch
+    assert outcome.result["epochs"] == 3 and outcome.result["best_epoch"] == 1  # stopped after patience 2
+    assert torch.equal(outcome.best_state["w"], snapshots[0]["model"]["w"])
+    assert not torch.equal(outcome.best_state["w"], snapshots[-1]["model"]["w"])
+    assert outcome.result["val"]["mse"] == pytest.approx(val_losses[0], rel=1e-6)  # evaluated with epoch-1 weights
+
+
+# --- processes: kill and resume, parallel jobs -----------------------------------------------------
+def _train_cmd(model: str, seed: int) -> list[str]:
+    return [sys.executable, "-m", "seqbench", "train", "--dataset", "synthetic", "--model", model,
+            "--seed", str(seed), "--threads", "1"]
+
+
+@pytest.mark.slow
+def test_killed_job_resumes_to_the_same_result(project, capsys):
+    params, layout = project(**{"presets.smoke.max_epochs": 12, "presets.smoke.patience": 12,
+                                "presets.smoke.budgets.synthetic": {"max_train_samples": 2048}})
+    train.run(params, layout, "synthetic", "mlp", 0, threads=1)
+    reference = outputs(layout, "mlp", 0)
+    folder = layout.run("synthetic", "mlp", 0)
+    for name in train.OUTPUTS:
+        (folder / name).unlink()
+
+    for _attempt in range(3):  # a busy machine may let the job finish before the kill lands: try again
+        process = subprocess.Popen(_train_cmd("mlp", 0), cwd=layout.root, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 300
+        while not (folder / "resume.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        if not (folder / "metrics.json").exists():
+            break
+        for name in (*train.OUTPUTS, "resume.pt"):
+            (folder / name).unlink(missing_ok=True)
+    assert not (folder / "metrics.json").exists(), "the job finished before it could be killed, three times"
+    saved = torch.load(folder / "resume.pt", weights_only=True)
+    current = saved["current"]  # None only when killed right between two tasks
+
+    capsys.readouterr()
+    train.run(params, layout, "synthetic", "mlp", 0, threads=1)  # resumes from resume.pt
+    log = capsys.readouterr().err
+    assert all(f"{task} epoch" not in log for task in saved["done"]), log  # finished tasks are not retrained
+    if current is not None:
+        task, epoch = current["task"], current["epoch"]
+        assert f"{task} epoch {epoch}/12" not in log, log
+        assert epoch == 12 or f"{task} epoch {epoch + 1}/12" in log, log
+    assert outputs(layout, "mlp", 0) == reference
+    assert not (folder / "resume.pt").exists()
+    assert [r.info.run_name for r in active_runs(layout)].count("mlp-seed0") == 1
+
+
+@pytest.mark.slow
+def test_four_training_processes_log_at_once(project):
+    params, layout = project()
+    jobs = [("linear", 0), ("linear", 1), ("naive", 0), ("mlp", 0)]
+    procs = [subprocess.Popen(_train_cmd(m, s), cwd=layout.root, stderr=subprocess.PIPE, text=True) for m, s in jobs]
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    runs = {r.info.run_name: r for r in active_runs(layout)}
+    assert sorted(runs) == sorted(f"{m}-seed{s}" for m, s in jobs)
+    for model, seed in jobs:
+        metrics = json.loads((layout.run("synthetic", model, seed) / "metrics.json").read_text())
+        run = runs[f"{model}-seed{seed}"]
+        assert run.info.status == "FINISHED" and run.info.run_id == metrics["mlflow_run_id"]
+        assert run.data.metrics["h12/test_mae"] == metrics["tasks"]["h12"]["test"]["mae"]
