@@ -65,29 +65,29 @@ def prepare(work: Path) -> Path:
 
 
 class Runner:
-    """One architecture on the Jena task, set up as train.fit_task sets it up."""
+    """One architecture on the Jena task, set up as loop.fit_task sets it up."""
 
     def __init__(self, project: Path, model: str, overrides: dict, threads: int):
         import torch
 
         from seqbench import features as feature_loader
-        from seqbench import train
+        from seqbench import loop
         from seqbench.batches import make_data
         from seqbench.params import load_params
         from seqbench.paths import Layout
 
         params = load_params(project / "params.yaml")
         feats = feature_loader.load_features(Layout(project).features(DATASET))
-        self.job = job = train.make_job(params, DATASET, model, 0, feats, threads)
+        self.job = job = loop.make_job(params, DATASET, model, 0, feats, threads)
         if overrides:
             job.settings = job.entry.settings.model_validate({**job.settings.model_dump(), **overrides})
-        self.task = train.job_tasks(job)[0]
+        self.task = loop.job_tasks(job)[0]
         torch.manual_seed(0)
         self.net = job.entry.build(self.task, job.settings).to(job.device)
         self.data = make_data(feats, self.task, job.entry, job.device)
         self.train_ids = self.data.samples("train", job.config.train_stride, job.config.max_train_samples)
         self.params_count = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
-        self.optimizer = train.make_optimizer(self.net.parameters(), job.config) if self.params_count else None
+        self.optimizer = loop.make_optimizer(self.net.parameters(), job.config) if self.params_count else None
         self.batch_size = job.config.batch_size
         self.batches_per_epoch = -(-len(self.train_ids) // self.batch_size)
 
@@ -96,13 +96,13 @@ class Runner:
 
     def run(self, ids, on_batch=lambda: None) -> None:
         """Train on these windows as one epoch does; parameter-free models run inference instead."""
-        from seqbench import train
+        from seqbench import loop
 
         if self.params_count:
-            train.train_epoch(self.job, self.task, self.net, self.optimizer, self.data, ids, 1, on_batch)
+            loop.train_epoch(self.job, self.task, self.net, self.optimizer, self.data, ids, 1, on_batch)
             return
         for start in range(0, len(ids), self.batch_size):
-            train.predict(self.job, self.net, self.data, "train", ids[start:start + self.batch_size])
+            loop.predict(self.job, self.net, self.data, "train", ids[start:start + self.batch_size])
             on_batch()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from rawdata import make_mirror, write_ett_csv, write_imdb_tar, write_shakespeare, write_sums
+from rawdata import make_mirror, write_ett_csv, write_shakespeare, write_sums
 
 from seqbench import archives, download
 from seqbench.datasets import RawFile, jena

@@ -20,7 +20,9 @@ def test_project_params_load_and_resolve(project_root):
     config = params.train_config("cta", "lstm")
     # CTA keeps the book's protocol (Huber + SGD with momentum, batch 32); the preset scales epochs only
     assert (config.loss, config.optimizer, config.momentum, config.batch_size) == ("huber", "sgd", 0.9, 32)
-    assert config.max_epochs == params.presets["standard"].max_epochs
+    assert config.max_epochs == params.budget("cta").max_epochs  # the standard preset's CTA budget
+    assert params.train_config("imdb", "transformer").max_train_samples == 10_000  # a per-model cut
+    assert params.train_config("imdb", "bow_bigram").max_train_samples is None
     assert params.train_config("etth1", "linear").tasks == ("h96", "h336")
     assert params.model_settings("lstm").units == 16
 

@@ -22,7 +22,8 @@ from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from seqbench import download, features, split, standardize, tracking, train
+from seqbench import download, features, loop, split, standardize, tracking, train
+from seqbench.batches import make_data
 from seqbench import evaluate as ev
 from seqbench.errors import TrainingError
 from seqbench.features import ForecastFeatures
@@ -179,9 +180,9 @@ def test_naive_is_evaluated_only_and_matches_the_raw_series(project):
 def test_unsupported_task_is_skipped(project):
     params, layout = project()
     univariate_naive = replace(REGISTRY["naive"], univariate_only=True)  # SARIMA's restriction
-    job = train.make_job(params, "synthetic", "naive", 0,
+    job = loop.make_job(params, "synthetic", "naive", 0,
                          features.load_features(layout.features("synthetic")), threads=1)
-    results, _, states, predictions = train.train_job(replace(job, entry=univariate_naive), layout.run("synthetic", "naive", 0))
+    results, _, states, predictions = loop.train_job(replace(job, entry=univariate_naive), layout.run("synthetic", "naive", 0))
     assert results["h12"]["status"] == "skipped" and "univariate" in results["h12"]["reason"]
     assert results["next_step"]["status"] == "ok" and set(states) == {"next_step"}
     assert predictions["task"].unique().to_list() == ["next_step"]
@@ -231,6 +232,27 @@ def test_text_models_on_sequences_and_bag_of_words(project):
         assert task["val"]["accuracy"] == pytest.approx(((val["prob"] > 0.5) == (val["label"] == 1)).mean())
 
 
+def test_length_buckets_cover_every_text_once_and_do_not_change_predictions(project):
+    params, layout = project()
+    train.run(params, layout, "imdb", "textcnn", 0, threads=1)  # builds the features
+    feats = features.load_features(layout.features("imdb"))
+    job = loop.make_job(params, "imdb", "textcnn", 0, feats, threads=1)
+    model = job.entry.build(feats.task, job.settings)
+    trimmed = make_data(feats, feats.task, job.entry, job.device)
+    full = make_data(feats, feats.task, replace(job.entry, masks_padding=False), job.device)
+    assert trimmed.trim and not full.trim
+    ids = trimmed.samples("train")
+    batches = trimmed.train_batches(ids, 4, torch.Generator().manual_seed(0))
+    assert sorted(np.concatenate(batches).tolist()) == ids.tolist() and max(map(len, batches)) <= 4
+    cut = [trimmed.batch("train", b)[0].shape[1] for b in batches]
+    assert max(cut) <= feats.task.sequence_length and min(cut) < feats.task.sequence_length
+    val = trimmed.samples("val")
+    loss_trimmed, kept_trimmed = loop.predict(job, model, trimmed, "val", val)
+    loss_full, kept_full = loop.predict(job, model, full, "val", val)
+    torch.testing.assert_close(kept_trimmed["out"], kept_full["out"], atol=1e-5, rtol=1e-5)
+    assert loss_trimmed == pytest.approx(loss_full, abs=1e-6)
+
+
 def test_char_model_scores_every_character_once_and_samples(project):
     params, layout = project()
     metrics = train.run(params, layout, "shakespeare", "char_gru", 0, threads=1)
@@ -276,10 +298,10 @@ def test_early_stopping_restores_the_best_weights(project):
                              columns=("x",), mean=np.zeros(1), scale=np.ones(1), metric_units="scaled",
                              splits={"train": (0, 200), "val": (200, 250), "test": (250, 300)},
                              tasks={"flip": task}, data_hash="handmade")
-    job = train.make_job(params, "synthetic", "linear", 0, feats, threads=1)
+    job = loop.make_job(params, "synthetic", "linear", 0, feats, threads=1)
     job = replace(job, entry=LocalEntry("scale", {}, ("forecast_single",), factory=Scale))
     snapshots = []
-    outcome = train.fit_task(job, task, save=lambda state: snapshots.append(copy.deepcopy(state)))
+    outcome = loop.fit_task(job, task, save=lambda state: snapshots.append(copy.deepcopy(state)))
     val_losses = [row["val_loss"] for row in outcome.history]
     assert val_losses == sorted(val_losses) and len(set(val_losses)) == 3  # worse every epoch
     assert outcome.result["epochs"] == 3 and outcome.result["best_epoch"] == 1  # stopped after patience 2

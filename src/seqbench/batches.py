@@ -19,7 +19,23 @@ from seqbench import windows
 from seqbench.tasks import CharTask, ForecastTask, Task, TextTask
 
 
-class ForecastData:
+def shuffled_batches(ids: np.ndarray, batch_size: int, generator: torch.Generator) -> list[np.ndarray]:
+    """The ids in a random order fixed by the generator, cut into batches."""
+    order = ids[torch.randperm(len(ids), generator=generator).numpy()]
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+class SampleData:
+    """What every family shares: random training batches, evaluation in the order given."""
+
+    def train_batches(self, ids: np.ndarray, batch_size: int, generator: torch.Generator) -> list[np.ndarray]:
+        return shuffled_batches(ids, batch_size, generator)
+
+    def eval_order(self, split: str, ids: np.ndarray) -> np.ndarray | None:
+        return None
+
+
+class ForecastData(SampleData):
     def __init__(self, features, task: ForecastTask, device: torch.device, every_step: bool = False):
         self.features, self.task, self.device, self.every_step = features, task, device, every_step
         self.series = torch.as_tensor(np.ascontiguousarray(features.series, dtype=np.float32), device=device)  # (N, C)
@@ -53,13 +69,47 @@ class ForecastData:
         first_target = f.timestamps[ids + windows.target_offsets(self.task)[0]]
         frame = ev.forecast_predictions(self.task.name, split, ids, first_target, y_true, y_pred)
         per_h = ev.per_horizon_mae(y_true, y_pred) if self.task.kind == "forecast_multi" else None
-        return ev.forecast_metrics(y_true, y_pred), per_h, frame
+        # a percentage error of standardized values (ETT: targets near 0) means nothing: no MAPE there
+        return ev.forecast_metrics(y_true, y_pred, with_mape=f.metric_units != "scaled"), per_h, frame
 
 
-class TextData:
-    def __init__(self, features, task: TextTask, device: torch.device, text_input: str = "sequence"):
+# Documents per length bucket, in batches: sorting 50 batches' worth of random documents by length and
+# cutting each batch to its longest text spends ~2.5x less compute on IMDB padding (reviews average
+# ~230 of 600 tokens) while batches stay random mixes of the corpus.
+BUCKET_BATCHES = 50
+
+
+class TextData(SampleData):
+    def __init__(self, features, task: TextTask, device: torch.device, text_input: str = "sequence",
+                 trim: bool = False):
         self.features, self.task, self.device, self.text_input = features, task, device, text_input
+        self.trim = trim and text_input == "sequence"  # only for models whose output ignores padding
         self._bow = {}
+        self._lengths = {}
+
+    def lengths(self, split: str) -> np.ndarray:
+        """(n,) real length of each post-padded sequence (at least 1)."""
+        if split not in self._lengths:
+            real = np.asarray(self.features.sequences[split]) != 0  # (n, L)
+            last = real.shape[1] - np.argmax(real[:, ::-1], axis=1)
+            self._lengths[split] = np.where(real.any(axis=1), last, 1)
+        return self._lengths[split]
+
+    def train_batches(self, ids: np.ndarray, batch_size: int, generator: torch.Generator) -> list[np.ndarray]:
+        if not self.trim:
+            return super().train_batches(ids, batch_size, generator)
+        order = ids[torch.randperm(len(ids), generator=generator).numpy()]
+        lengths = self.lengths("train")
+        batches = []
+        for start in range(0, len(order), batch_size * BUCKET_BATCHES):
+            bucket = order[start:start + batch_size * BUCKET_BATCHES]
+            bucket = bucket[np.argsort(lengths[bucket], kind="stable")]
+            batches += [bucket[i:i + batch_size] for i in range(0, len(bucket), batch_size)]
+        return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+    def eval_order(self, split: str, ids: np.ndarray) -> np.ndarray | None:
+        """Positions of `ids` sorted by length, so evaluation batches are cut short too (None: as given)."""
+        return np.argsort(self.lengths(split)[ids], kind="stable") if self.trim else super().eval_order(split, ids)
 
     def samples(self, split: str, stride: int = 1, max_count: int | None = None) -> np.ndarray:
         n = len(self.features.labels[split])
@@ -71,8 +121,10 @@ class TextData:
     def batch(self, split: str, ids: np.ndarray, train: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         y = torch.as_tensor(self.labels(split, ids), dtype=torch.float32, device=self.device)  # (B,)
         if self.text_input == "sequence":
-            x = torch.as_tensor(np.asarray(self.features.sequences[split])[ids], dtype=torch.int64,
-                                device=self.device)  # (B, L)
+            rows = np.asarray(self.features.sequences[split])[ids]  # (B, L)
+            if self.trim:
+                rows = rows[:, : self.lengths(split)[ids].max()]  # (B, longest text of the batch)
+            x = torch.as_tensor(rows, dtype=torch.int64, device=self.device)
         else:
             if split not in self._bow:
                 self._bow[split] = self.features.bow(self.text_input, split)  # CSR (n, V)
@@ -92,7 +144,7 @@ class TextData:
         return ev.text_metrics(labels, probs), None, ev.text_predictions(self.task.name, split, ids, labels, probs)
 
 
-class CharData:
+class CharData(SampleData):
     def __init__(self, features, task: CharTask, device: torch.device):
         self.features, self.task, self.device = features, task, device
         self.ids = torch.as_tensor(np.asarray(features.ids, dtype=np.int64), device=device)  # (N,)
@@ -124,7 +176,7 @@ def make_data(features, task: Task, entry, device: torch.device):
     if isinstance(task, ForecastTask):
         return ForecastData(features, task, device, every_step=entry.every_step)
     if isinstance(task, TextTask):
-        return TextData(features, task, device, text_input=entry.text_input)
+        return TextData(features, task, device, text_input=entry.text_input, trim=entry.masks_padding)
     if isinstance(task, CharTask):
         return CharData(features, task, device)
     raise TypeError(f"unknown task type {type(task).__name__}")

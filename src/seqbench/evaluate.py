@@ -46,12 +46,14 @@ def mape(y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
     return float(np.mean(np.abs((y_pred[keep] - y_true[keep]) / y_true[keep])) * 100.0)
 
 
-def forecast_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
-    """Arrays of any equal shape, already in metric units -> mae, mse, rmse, mape (percent)."""
+def forecast_metrics(y_true: np.ndarray, y_pred: np.ndarray, with_mape: bool = True) -> dict[str, float | None]:
+    """Arrays of any equal shape, already in metric units -> mae, mse, rmse (and mape, percent)."""
     error = np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)
     mse = float(np.mean(error**2))
-    return {"mae": float(np.mean(np.abs(error))), "mse": mse, "rmse": math.sqrt(mse),
-            "mape": mape(y_true, y_pred)}
+    metrics = {"mae": float(np.mean(np.abs(error))), "mse": mse, "rmse": math.sqrt(mse)}
+    if with_mape:
+        metrics["mape"] = mape(y_true, y_pred)
+    return metrics
 
 
 def per_horizon_mae(y_true: np.ndarray, y_pred: np.ndarray) -> list[float]:

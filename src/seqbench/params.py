@@ -176,6 +176,15 @@ class DatasetsSettings(Strict):
 
 
 # --- budgets ---------------------------------------------------------------------------------------
+class ModelBudget(Strict):
+    """A budget cut for one model of a dataset (a slow architecture under a CPU preset)."""
+
+    train_stride: PositiveInt | None = None
+    max_train_samples: PositiveInt | None = None
+    max_epochs: PositiveInt | None = None
+    patience: NonNegativeInt | None = None
+
+
 class Budget(Strict):
     train_stride: PositiveInt | None = None  # keep every k-th training window
     max_train_samples: PositiveInt | None = None  # then cap (evenly spaced, so the whole split is covered)
@@ -183,6 +192,15 @@ class Budget(Strict):
     max_epochs: PositiveInt | None = None
     patience: NonNegativeInt | None = None
     tasks: list[str] | None = None  # None: every task of the protocol
+    models: dict[str, ModelBudget] = {}  # per-model cuts on top (evaluation stays the same for all)
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, value: dict[str, ModelBudget]) -> dict[str, ModelBudget]:
+        unknown = [name for name in value if name not in model_registry.REGISTRY]
+        if unknown:
+            raise ValueError(f"unknown models {unknown}; known: {', '.join(model_registry.REGISTRY)}")
+        return value
 
 
 class Preset(Strict):
@@ -294,15 +312,19 @@ class Params(Strict):
         entry = model_registry.get(name)
         return self.models.get(name) or entry.settings()
 
-    def budget(self, dataset: str) -> Budget:
+    def budget(self, dataset: str, model: str | None = None) -> Budget:
+        """The preset's budget for a dataset (its `default`, then its own entry, then the model's cuts)."""
         preset = self.presets[self.preset]
-        merged = {**preset.budgets.get("default", Budget()).model_dump(exclude_none=True),
-                  **preset.budgets.get(dataset, Budget()).model_dump(exclude_none=True)}
+        default, own = preset.budgets.get("default", Budget()), preset.budgets.get(dataset, Budget())
+        merged = {**default.model_dump(exclude_none=True), **own.model_dump(exclude_none=True)}
+        merged["models"] = {**default.models, **own.models}
+        if model is not None and model in merged["models"]:
+            merged.update(merged["models"][model].model_dump(exclude_none=True))
         return Budget(**merged)
 
     def train_config(self, dataset: str, model: str) -> TrainConfig:
         preset = self.presets[self.preset]
-        budget = self.budget(dataset)
+        budget = self.budget(dataset, model)
         protocol = self.dataset(dataset).training
         settings = self.model_settings(model)
         defaults = self.training

@@ -84,6 +84,9 @@ def preset_notes(params: Params) -> dict[str, list[str]]:
             lines.append(f"at most {budget.max_eval_samples} evaluation windows per split")
         lines.append(f"at most {budget.max_epochs or preset.max_epochs} epochs, "
                      f"patience {budget.patience if budget.patience is not None else preset.patience}")
+        for model, cut in budget.models.items():
+            cuts = [f"{v} {k.replace('_', ' ')}" for k, v in cut.model_dump(exclude_none=True).items()]
+            lines.append(f"{model}: {', '.join(cuts)}")
         notes[dataset] = lines
     return notes
 

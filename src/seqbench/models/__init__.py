@@ -33,6 +33,7 @@ class ModelEntry:
     univariate_only: bool = False  # needs inputs == targets == one series (SARIMA)
     every_step: bool = False  # trained on a forecast at every input step (seq2seq)
     text_input: TextInput = "sequence"
+    masks_padding: bool = False  # output independent of trailing padding: batches are cut to their longest text
 
     def supports(self, task: Task) -> bool:
         if task.kind not in self.kinds:
@@ -85,13 +86,14 @@ REGISTRY: dict[str, ModelEntry] = {
             },
             (*FORECAST, "text_binary"),
             S.TransformerSettings,
+            masks_padding=True,
         ),
         _text("bow_unigram", "bow", S.BowSettings, text_input="bow_unigram"),
         _text("bow_bigram", "bow", S.BowSettings, text_input="bow_bigram"),
         _text("bow_tfidf", "bow", S.BowSettings, text_input="bow_tfidf"),
         _text("bilstm_onehot", "recurrent", S.BiLSTMOneHotSettings),
-        _text("bilstm_embedding", "recurrent", S.BiLSTMEmbeddingSettings),
-        _text("textcnn", "conv", S.TextCNNSettings),
+        _text("bilstm_embedding", "recurrent", S.BiLSTMEmbeddingSettings, masks_padding=True),
+        _text("textcnn", "conv", S.TextCNNSettings, masks_padding=True),
         _chars("char_gru", "recurrent", S.CharRNNSettings),
         _chars("char_lstm", "recurrent", S.CharRNNSettings),
         _chars("char_transformer", "transformer", S.CharTransformerSettings),

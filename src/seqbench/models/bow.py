@@ -6,6 +6,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from seqbench.models import settings as S
+from seqbench.models.common import keras_init_
 from seqbench.tasks import TextTask
 
 
@@ -14,6 +15,7 @@ class BowMLP(nn.Module):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(width, settings.hidden), nn.ReLU(), nn.Dropout(settings.dropout),
                                  nn.Linear(settings.hidden, 1))
+        keras_init_(self)
 
     def forward(self, rows: Tensor) -> Tensor:
         return self.net(rows).squeeze(-1)

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from seqbench.models import settings as S
-from seqbench.models.common import ForecastHead
+from seqbench.models.common import ForecastHead, keras_init_, lengths_of
 from seqbench.tasks import ForecastTask, TextTask
 
 
@@ -40,6 +40,7 @@ class CNN1D(nn.Module):
             channels = settings.filters
         self.features = nn.Sequential(*layers)
         self.head = ForecastHead(settings.filters, task)
+        keras_init_(self)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T, F_in) -> (B, H, F_out)
         z = self.features(x.transpose(1, 2))  # (B, filters, T')
@@ -51,7 +52,11 @@ def build_cnn1d(task: ForecastTask, settings: S.CNN1DSettings) -> nn.Module:
 
 
 class TextCNN(nn.Module):
-    """Kim 2014: embedding, parallel Conv1d per kernel size, ReLU, max over time, dropout, Dense."""
+    """Kim 2014: embedding, parallel Conv1d per kernel size, ReLU, max over time, dropout, Dense.
+
+    The max runs over the positions whose window starts on a real token (a document shorter than a
+    kernel keeps its first position), so trailing padding never changes the output: batches may be
+    cut to their longest document."""
 
     def __init__(self, task: TextTask, settings: S.TextCNNSettings):
         super().__init__()
@@ -60,12 +65,19 @@ class TextCNN(nn.Module):
         self.min_length = max(settings.kernel_sizes)
         self.dropout = nn.Dropout(settings.dropout)
         self.dense = nn.Linear(settings.filters * len(settings.kernel_sizes), 1)
+        keras_init_(self)
 
     def forward(self, ids: Tensor) -> Tensor:  # (B, L) -> (B,)
+        lengths = lengths_of(ids)  # (B,)
         if ids.shape[1] < self.min_length:  # shorter than the widest kernel: pad with id 0
             ids = nn.functional.pad(ids, (0, self.min_length - ids.shape[1]))
         e = self.embedding(ids).transpose(1, 2)  # (B, E, L)
-        pooled = [torch.relu(conv(e)).amax(-1) for conv in self.convs]  # each (B, filters)
+        pooled = []
+        for conv in self.convs:
+            out = torch.relu(conv(e))  # (B, filters, L - k + 1)
+            starts = torch.arange(out.shape[-1], device=ids.device)
+            real = (starts[None, :] <= (lengths[:, None] - conv.kernel_size[0]).clamp(min=0))  # (B, L - k + 1)
+            pooled.append(out.masked_fill(~real[:, None, :], float("-inf")).amax(-1))  # (B, filters)
         return self.dense(self.dropout(torch.cat(pooled, 1))).squeeze(-1)
 
 

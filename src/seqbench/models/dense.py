@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from seqbench.models import settings as S
-from seqbench.models.common import ForecastHead
+from seqbench.models.common import ForecastHead, keras_init_
 from seqbench.tasks import ForecastTask
 
 
@@ -15,6 +15,7 @@ class Flat(nn.Module):
     def __init__(self, body: nn.Module, head: ForecastHead):
         super().__init__()
         self.body, self.head = body, head
+        keras_init_(self)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T, F_in)
         return self.head(self.body(x.flatten(1)))

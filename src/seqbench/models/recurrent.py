@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from seqbench.models import settings as S
 from seqbench.models.cells import masked_lstm
-from seqbench.models.common import ForecastHead, check_lookback
+from seqbench.models.common import ForecastHead, check_lookback, keras_init_
 from seqbench.models.text_recurrent import CharRNN, EmbeddingBiLSTM, OneHotBiLSTM
 from seqbench.tasks import CharTask, ForecastTask, TextTask
 
@@ -38,6 +38,7 @@ class RecurrentForecaster(nn.Module):
         self.dropout = nn.Dropout(dropout)
         width = rnn.hidden_size * (2 if rnn.bidirectional else 1)
         self.head = ForecastHead(width, task)
+        keras_init_(self)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T, F_in)
         if self.conv is not None:
@@ -103,6 +104,7 @@ class LSTMDropout(nn.Module):
         self.lstm = nn.LSTM(task.n_inputs, settings.units, batch_first=True)
         self.dropout = nn.Dropout(settings.dropout)
         self.head = ForecastHead(settings.units, task)
+        keras_init_(self)
 
     def recurrent_mask(self, batch: int, like: Tensor) -> Tensor:
         keep = 1.0 - self.recurrent_dropout
@@ -130,6 +132,7 @@ class Seq2Seq(nn.Module):
         super().__init__()
         self.rnn = _rnn(settings.cell, task, settings.units)
         self.head = ForecastHead(settings.units, task)
+        keras_init_(self)
 
     def forward(self, x: Tensor) -> Tensor:
         out, _ = self.rnn(x)  # (B, T, U)

@@ -75,6 +75,7 @@ class Seq2SeqSettings(ModelSettings):
 
 class ForecastTransformerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    patch_len: PositiveInt = 8  # steps per token (PatchTST); 1 = one token per step (T^2 attention)
     d_model: PositiveInt = 32
     heads: PositiveInt = 4
     layers: PositiveInt = 2

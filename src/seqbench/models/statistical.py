@@ -4,6 +4,10 @@ forward((B, T, 1)) fits SARIMAX(order, seasonal_order + (season,)) on each windo
 series and forecasts `horizon` steps -> (B, H, 1). No parameters: the trainer evaluates it without
 training. A fit that raises or forecasts a non-finite value falls back to the seasonal naive
 forecast; `fits` and `fallbacks` count them (reset with `reset_counts()`).
+Each fit starts from the previous window's estimates (warm start, as in rolling-origin evaluation):
+consecutive windows share all but one value, so the optimizer needs ~3x fewer steps (0.05 s instead
+of 0.15 s per CTA window here). The windows are always evaluated in the same order, so the
+forecasts are deterministic.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class Sarima(nn.Module):
     def reset_counts(self) -> None:
         self.fits = 0
         self.fallbacks = 0
+        self._start_params = None  # the last successful fit's estimates (warm start)
 
     def _forecast(self, series: np.ndarray) -> np.ndarray | None:
         from statsmodels.tsa.statespace.sarimax import SARIMAX
@@ -48,11 +53,15 @@ class Sarima(nn.Module):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # convergence and start-parameter warnings, every window
                 model = SARIMAX(series, order=self.order, seasonal_order=self.seasonal_order)
-                fit = model.fit(disp=False, cov_type="none")  # no parameter covariance: forecasts only
+                # no parameter covariance: only the forecast is used
+                fit = model.fit(disp=False, cov_type="none", start_params=self._start_params)
                 forecast = np.asarray(fit.forecast(self.horizon), dtype=np.float64)
         except (ValueError, np.linalg.LinAlgError, IndexError):
             return None
-        return forecast if forecast.shape == (self.horizon,) and np.isfinite(forecast).all() else None
+        if forecast.shape != (self.horizon,) or not np.isfinite(forecast).all():
+            return None
+        self._start_params = fit.params
+        return forecast
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:  # (B, T, 1) -> (B, H, 1)
