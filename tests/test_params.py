@@ -18,9 +18,14 @@ def test_project_params_load_and_resolve(project_root):
     params = load_params(project_root / "params.yaml")
     assert params.preset == "standard"
     config = params.train_config("cta", "lstm")
-    # CTA keeps the book's protocol (Huber + SGD with momentum, batch 32); the preset scales epochs only
-    assert (config.loss, config.optimizer, config.momentum, config.batch_size) == ("huber", "sgd", 0.9, 32)
+    # CTA keeps the book's data, loss and batch (Huber, 32); the standard preset's short budget swaps the
+    # book's SGD with momentum (it needs 500 epochs) for Adam with its own lr and no momentum
+    assert (config.loss, config.optimizer, config.lr, config.momentum, config.batch_size) == (
+        "huber", "adam", params.budget("cta").lr, 0.0, 32)
     assert config.max_epochs == params.budget("cta").max_epochs  # the standard preset's CTA budget
+    full = parse_params({**yaml.safe_load((project_root / "params.yaml").read_text()), "preset": "full"})
+    book = full.train_config("cta", "lstm")
+    assert (book.optimizer, book.lr, book.momentum) == ("sgd", 0.02, 0.9)  # the full preset: Geron's recipe
     assert params.train_config("imdb", "transformer").max_train_samples == 10_000  # a per-model cut
     assert params.train_config("imdb", "bow_bigram").max_train_samples is None
     assert params.train_config("etth1", "linear").tasks == ("h96", "h336")
@@ -61,6 +66,8 @@ def test_model_lr_and_epochs_override_the_protocol(params_dict):
         (lambda d: d["datasets"]["etth1"].update(borders=[8640, 8000, 14400]), "borders must increase"),
         (lambda d: d["datasets"]["jena"].update(target="T (K)"), "is not a Jena column"),
         (lambda d: d["training"].update(device="gpu"), "device must be auto, cpu, cuda"),
+        (lambda d: d["presets"]["smoke"]["budgets"]["cta"].update(optimizer="adam"),
+         "presets.smoke.budgets.cta: optimizer 'adam' needs its own lr"),
     ],
 )
 def test_bad_settings_fail_naming_the_key(params_dict, mutate, expected):

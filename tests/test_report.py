@@ -116,16 +116,6 @@ def test_leaderboard_values_equal_summary_csv(rendered):
     assert set(summary.query("status == 'ok'")["n"]) == {3}
 
 
-def test_smoke_workflow_report_if_present():
-    """On the real smoke outputs, when `make smoke` has run (the lead's workflow tests make them)."""
-    smoke = ROOT / ".smoke"
-    if not (smoke / "reports/comparison.html").is_file():
-        pytest.skip("no smoke outputs: run `make smoke` to check the report on real runs")
-    assert check_leaderboards(smoke) >= 1
-    page = (smoke / "reports/comparison.html").read_text()
-    assert re.search(r'<img [^>]*src="data:image/png;base64,', page) and 'class="jp-InputArea' not in page
-
-
 @pytest.mark.slow
 def test_figures_embedded_and_code_hidden(rendered):
     page = (rendered / "reports/comparison.html").read_text()

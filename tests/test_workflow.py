@@ -8,6 +8,7 @@ change, a clean `dvc status`, and the same files and metrics from both tools.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,16 @@ def test_snakemake_completes_every_job(snakemake_project):
         metrics = json.loads((snakemake_project / f"runs/{dataset}/{model}/seed{seed}/metrics.json").read_text())
         assert metrics["status"] == "ok", (dataset, model, metrics)
     assert (snakemake_project / "reports/comparison.html").stat().st_size > 10_000
+
+
+def test_report_on_the_smoke_results(snakemake_project):
+    """The real template, executed by the report stage on real smoke runs: leaderboards equal summary.csv."""
+    from test_report import check_leaderboards
+
+    assert check_leaderboards(snakemake_project) == 2  # synthetic: next_step and h12
+    page = (snakemake_project / "reports/comparison.html").read_text()
+    assert re.search(r"""id=["']dataset-synthetic["']""", page)
+    assert re.search(r'<img [^>]*src="data:image/png;base64,', page) and 'class="jp-InputArea' not in page
 
 
 def test_second_snakemake_call_runs_nothing(snakemake_project):

@@ -192,7 +192,17 @@ class Budget(Strict):
     max_epochs: PositiveInt | None = None
     patience: NonNegativeInt | None = None
     tasks: list[str] | None = None  # None: every task of the protocol
+    # A faster-converging optimizer for a short budget (the protocol's one may need the book's epochs);
+    # it comes with its own learning rate. Data, windows, loss and metrics stay the protocol's.
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "nadam"] | None = None
+    lr: PositiveFloat | None = None
     models: dict[str, ModelBudget] = {}  # per-model cuts on top (evaluation stays the same for all)
+
+    @model_validator(mode="after")
+    def _optimizer_with_lr(self) -> "Budget":
+        if self.optimizer is not None and self.lr is None:
+            raise ValueError(f"optimizer {self.optimizer!r} needs its own lr (the protocol's belongs to its optimizer)")
+        return self
 
     @field_validator("models")
     @classmethod
@@ -332,9 +342,10 @@ class Params(Strict):
             device=defaults.device,
             batch_size=protocol.batch_size,
             loss=protocol.loss,
-            optimizer=protocol.optimizer,
-            lr=settings.lr or protocol.lr,
-            momentum=protocol.momentum if protocol.momentum is not None else defaults.momentum,
+            optimizer=budget.optimizer or protocol.optimizer,
+            lr=settings.lr or budget.lr or protocol.lr,
+            momentum=(protocol.momentum if protocol.momentum is not None and budget.optimizer is None
+                      else defaults.momentum),
             weight_decay=protocol.weight_decay if protocol.weight_decay is not None else defaults.weight_decay,
             clip_norm=defaults.clip_norm,
             mixed_precision=defaults.mixed_precision,

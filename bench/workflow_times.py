@@ -1,0 +1,117 @@
+"""Wall time of a whole Snakemake run, of each stage family and of the slowest jobs, from its log.
+
+    python bench/workflow_times.py [LOG] [--top 5]
+
+LOG defaults to the newest .snakemake/log/*.snakemake.log. Each job's start and end are the
+timestamps Snakemake prints (one-second resolution) before "rule X:" and "Finished jobid: N". Per
+family: jobs, the sum of job seconds (work) and the span from the first start to the last end (wall,
+families overlap when jobs run side by side). Train jobs are grouped by the model's family (the
+module that builds it: baselines, dense, conv, recurrent, transformer, bow, statistical). Writes
+reports/run_times.json and reports/run_times.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+START = re.compile(r"^(?:local)?rule (\w+):$")
+FINISHED = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)$")
+DATA_RULES = ("download", "standardize", "split", "features", "tracking_init")
+
+
+def parse_jobs(lines: list[str]) -> list[dict]:
+    """One dict per finished job: rule, wildcards, start, end (datetimes)."""
+    jobs: dict[str, dict] = {}
+    stamp, current = None, None
+    for raw in lines:
+        line = raw.strip()
+        if match := STAMP.match(line):
+            stamp = datetime.strptime(match.group(1), "%a %b %d %H:%M:%S %Y")
+        elif match := START.match(line):
+            current = {"rule": match.group(1), "start": stamp, "wildcards": {}}
+        elif current is not None and line.startswith("jobid: "):
+            jobs[line.split()[1]] = current
+        elif current is not None and line.startswith("wildcards: "):
+            current["wildcards"] = dict(item.split("=", 1) for item in line[len("wildcards: "):].split(", "))
+        elif match := FINISHED.match(line):
+            if match.group(1) in jobs:
+                jobs[match.group(1)]["end"] = stamp
+    return [job for job in jobs.values() if "end" in job]
+
+
+def model_family(model: str) -> str:
+    from seqbench.models import REGISTRY
+
+    builder = next(iter(REGISTRY[model].builders.values()))
+    return builder.split(":")[0].rsplit(".", 1)[-1].removeprefix("text_")
+
+
+def family_of(job: dict) -> str:
+    if job["rule"] in DATA_RULES:
+        return "data"
+    if job["rule"] == "train":
+        return f"train: {model_family(job['wildcards']['model'])}"
+    return "report" if job["rule"] in ("aggregate", "report") else job["rule"]
+
+
+def summarize(jobs: list[dict], top: int) -> dict:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for job in jobs:
+        job["seconds"] = (job["end"] - job["start"]).total_seconds()
+        groups[family_of(job)].append(job)
+    families = [{"family": name, "jobs": len(members), "job_seconds": sum(j["seconds"] for j in members),
+                 "span_seconds": (max(j["end"] for j in members) - min(j["start"] for j in members)).total_seconds()}
+                for name, members in sorted(groups.items())]
+    slowest = sorted(jobs, key=lambda j: -j["seconds"])[:top]
+    return {"start": min(j["start"] for j in jobs).isoformat(), "end": max(j["end"] for j in jobs).isoformat(),
+            "wall_seconds": (max(j["end"] for j in jobs) - min(j["start"] for j in jobs)).total_seconds(),
+            "jobs": len(jobs), "families": families,
+            "slowest": [{"rule": j["rule"], **j["wildcards"], "seconds": j["seconds"]} for j in slowest]}
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def markdown(summary: dict, log: str) -> str:
+    lines = ["# Wall time of the run, from its Snakemake log\n",
+             f"`python bench/workflow_times.py {log}`: {summary['jobs']} jobs from {summary['start']} to "
+             f"{summary['end']} (local time of the log): **{minutes(summary['wall_seconds'])}** wall.\n",
+             "| stage family | jobs | work (sum of job times) | span (first start to last end) |",
+             "|---|---:|---:|---:|"]
+    lines += [f"| {f['family']} | {f['jobs']} | {minutes(f['job_seconds'])} | {minutes(f['span_seconds'])} |"
+              for f in summary["families"]]
+    lines += ["", "Slowest jobs:", "", "| job | time |", "|---|---:|"]
+    for job in summary["slowest"]:
+        name = " ".join(f"{k}={v}" for k, v in job.items() if k not in ("rule", "seconds"))
+        lines.append(f"| {job['rule']} {name} | {minutes(job['seconds'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("log", nargs="?", type=Path, default=None)
+    parser.add_argument("--top", type=int, default=5)
+    args = parser.parse_args()
+    log = args.log or max((ROOT / ".snakemake" / "log").glob("*.snakemake.log"), default=None)
+    if log is None or not log.is_file():
+        sys.exit("no Snakemake log found: pass one (.snakemake/log/<date>.snakemake.log) after `make run`")
+    from seqbench.io import write_json, write_text
+
+    summary = summarize(parse_jobs(log.read_text().splitlines()), args.top)
+    shown = log.relative_to(ROOT) if log.is_relative_to(ROOT) else log.name
+    write_json(ROOT / "reports" / "run_times.json", {"log": str(shown), **summary})
+    text = markdown(summary, str(shown))
+    write_text(ROOT / "reports" / "run_times.md", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
