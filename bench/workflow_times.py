@@ -1,8 +1,10 @@
 """Wall time of a whole Snakemake run, of each stage family and of the slowest jobs, from its log.
 
-    python bench/workflow_times.py [LOG] [--top 5]
+    python bench/workflow_times.py [LOG ...] [--top 5]
 
-LOG defaults to the newest .snakemake/log/*.snakemake.log. Each job's start and end are the
+LOG defaults to the newest .snakemake/log/*.snakemake.log; several logs (a run stopped and resumed)
+add up: the wall time is the sum of each invocation's span, and a job finished in more than one
+invocation counts with its last run. Each job's start and end are the
 timestamps Snakemake prints (one-second resolution) before "rule X:" and "Finished jobid: N". Per
 family: jobs, the sum of job seconds (work) and the span from the first start to the last end (wall,
 families overlap when jobs run side by side). Train jobs are grouped by the model's family (the
@@ -61,7 +63,10 @@ def family_of(job: dict) -> str:
     return "report" if job["rule"] in ("aggregate", "report") else job["rule"]
 
 
-def summarize(jobs: list[dict], top: int) -> dict:
+def summarize(invocations: list[list[dict]], top: int) -> dict:
+    spans = [(max(j["end"] for j in jobs) - min(j["start"] for j in jobs)).total_seconds() for jobs in invocations]
+    last_run = {(job["rule"], tuple(sorted(job["wildcards"].items()))): job for jobs in invocations for job in jobs}
+    jobs = list(last_run.values())
     groups: dict[str, list[dict]] = defaultdict(list)
     for job in jobs:
         job["seconds"] = (job["end"] - job["start"]).total_seconds()
@@ -71,8 +76,7 @@ def summarize(jobs: list[dict], top: int) -> dict:
                 for name, members in sorted(groups.items())]
     slowest = sorted(jobs, key=lambda j: -j["seconds"])[:top]
     return {"start": min(j["start"] for j in jobs).isoformat(), "end": max(j["end"] for j in jobs).isoformat(),
-            "wall_seconds": (max(j["end"] for j in jobs) - min(j["start"] for j in jobs)).total_seconds(),
-            "jobs": len(jobs), "families": families,
+            "wall_seconds": sum(spans), "invocation_seconds": spans, "jobs": len(jobs), "families": families,
             "slowest": [{"rule": j["rule"], **j["wildcards"], "seconds": j["seconds"]} for j in slowest]}
 
 
@@ -81,9 +85,11 @@ def minutes(seconds: float) -> str:
 
 
 def markdown(summary: dict, log: str) -> str:
+    parts = summary["invocation_seconds"]
+    split = f" ({' + '.join(minutes(s) for s in parts)} in {len(parts)} invocations)" if len(parts) > 1 else ""
     lines = ["# Wall time of the run, from its Snakemake log\n",
              f"`python bench/workflow_times.py {log}`: {summary['jobs']} jobs from {summary['start']} to "
-             f"{summary['end']} (local time of the log): **{minutes(summary['wall_seconds'])}** wall.\n",
+             f"{summary['end']} (local time of the log): **{minutes(summary['wall_seconds'])}** wall{split}.\n",
              "| stage family | jobs | work (sum of job times) | span (first start to last end) |",
              "|---|---:|---:|---:|"]
     lines += [f"| {f['family']} | {f['jobs']} | {minutes(f['job_seconds'])} | {minutes(f['span_seconds'])} |"
@@ -97,18 +103,20 @@ def markdown(summary: dict, log: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("log", nargs="?", type=Path, default=None)
+    parser.add_argument("logs", nargs="*", type=Path)
     parser.add_argument("--top", type=int, default=5)
     args = parser.parse_args()
-    log = args.log or max((ROOT / ".snakemake" / "log").glob("*.snakemake.log"), default=None)
-    if log is None or not log.is_file():
-        sys.exit("no Snakemake log found: pass one (.snakemake/log/<date>.snakemake.log) after `make run`")
+    logs = args.logs or sorted((ROOT / ".snakemake" / "log").glob("*.snakemake.log"))[-1:]
+    missing = [str(log) for log in logs if not log.is_file()]
+    if not logs or missing:
+        sys.exit(f"Snakemake log not found {missing}: pass .snakemake/log/<date>.snakemake.log after `make run`")
     from seqbench.io import write_json, write_text
 
-    summary = summarize(parse_jobs(log.read_text().splitlines()), args.top)
-    shown = log.relative_to(ROOT) if log.is_relative_to(ROOT) else log.name
-    write_json(ROOT / "reports" / "run_times.json", {"log": str(shown), **summary})
-    text = markdown(summary, str(shown))
+    invocations = [parse_jobs(log.read_text().splitlines()) for log in logs]
+    summary = summarize([jobs for jobs in invocations if jobs], args.top)
+    shown = " ".join(str(log.relative_to(ROOT) if log.is_relative_to(ROOT) else log.name) for log in logs)
+    write_json(ROOT / "reports" / "run_times.json", {"logs": shown, **summary})
+    text = markdown(summary, shown)
     write_text(ROOT / "reports" / "run_times.md", text)
     print(text)
 
