@@ -45,7 +45,7 @@ def parse_jobs(lines: list[str]) -> list[dict]:
         elif match := FINISHED.match(line):
             if match.group(1) in jobs:
                 jobs[match.group(1)]["end"] = stamp
-    return [job for job in jobs.values() if "end" in job]
+    return [job for job in jobs.values() if "end" in job and job["rule"] != "all"]
 
 
 def model_family(model: str) -> str:
@@ -90,7 +90,7 @@ def markdown(summary: dict, log: str) -> str:
     lines = ["# Wall time of the run, from its Snakemake log\n",
              f"`python bench/workflow_times.py {log}`: {summary['jobs']} jobs from {summary['start']} to "
              f"{summary['end']} (local time of the log): **{minutes(summary['wall_seconds'])}** wall{split}.\n",
-             "| stage family | jobs | work (sum of job times) | span (first start to last end) |",
+             "| stage family | jobs | work (sum of job times) | span (first start to last end; across invocations it includes the pause) |",
              "|---|---:|---:|---:|"]
     lines += [f"| {f['family']} | {f['jobs']} | {minutes(f['job_seconds'])} | {minutes(f['span_seconds'])} |"
               for f in summary["families"]]

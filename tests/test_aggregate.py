@@ -349,3 +349,9 @@ def test_undefined_values_and_unknown_metrics():
     assert summary.loc["naive", "rank"] == 1 and pd.isna(summary.loc["rnn", "rank"]) and summary.loc["rnn", "n"] == 0
     with pytest.raises(DataError, match=r"task 'next_day': unknown metric 'r2'"):
         aggregate.summary_table(results.assign(metric="r2"))
+
+
+def test_published_reasons_name_no_absolute_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    reason = f"in no mirror folder (searched: {tmp_path.parent / 'mirror'}) nor at https://example.org/a.zip"
+    assert aggregate.portable(reason) == "in no mirror folder (searched: ../mirror) nor at https://example.org/a.zip"

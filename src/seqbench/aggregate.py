@@ -22,6 +22,8 @@ mse and rmse; ceil(horizon / window stride) lags, as windows that share targets 
 from __future__ import annotations
 
 import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,12 +148,18 @@ def costs_table(jobs: list[Job]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COST_COLUMNS)
 
 
+def portable(reason: str) -> str:
+    """A reason as published: absolute paths (a mirror folder given as one) relative to the project,
+    so committed reports name no particular machine's folders."""
+    return re.sub(r"(?<![\w.:/])/[^\s,;:()'\"]+", lambda m: os.path.relpath(m.group(0), Path.cwd()), reason)
+
+
 def status_table(params: Params, jobs: list[Job]) -> pd.DataFrame:
     """Unavailable datasets, (dataset, task, model) pairs a model skipped, and tasks the preset left out."""
     rows: dict[tuple, str] = {}
     for job in jobs:
         if job.metrics["status"] == "unavailable":
-            rows.setdefault((job.dataset, "", "", "unavailable"), job.metrics.get("reason") or "dataset unavailable")
+            rows.setdefault((job.dataset, "", "", "unavailable"), portable(job.metrics.get("reason") or "dataset unavailable"))
             continue
         for task, entry in job.metrics.get("tasks", {}).items():
             if entry.get("status", "ok") != "ok":
