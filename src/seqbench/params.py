@@ -74,10 +74,13 @@ class DataSettings(Strict):
 
 
 # --- protocols -------------------------------------------------------------------------------------
+OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop", "nadam"]
+
+
 class DatasetTraining(Strict):
     batch_size: PositiveInt
     loss: Literal["mse", "mae", "huber", "bce", "cross_entropy"]
-    optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "nadam"]
+    optimizer: OptimizerName
     lr: PositiveFloat
     momentum: float | None = Field(default=None, ge=0, lt=1)
     weight_decay: float | None = Field(default=None, ge=0)
@@ -194,7 +197,7 @@ class Budget(Strict):
     tasks: list[str] | None = None  # None: every task of the protocol
     # A faster-converging optimizer for a short budget (the protocol's one may need the book's epochs);
     # it comes with its own learning rate. Data, windows, loss and metrics stay the protocol's.
-    optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "nadam"] | None = None
+    optimizer: OptimizerName | None = None
     lr: PositiveFloat | None = None
     models: dict[str, ModelBudget] = {}  # per-model cuts on top (evaluation stays the same for all)
 
