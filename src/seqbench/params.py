@@ -229,7 +229,7 @@ class TrainingDefaults(Strict):
     # torch CPU threads per training job, by job group; both orchestrators pass the same value (thread
     # count can change float summation order, and Snakemake and DVC must give the same metrics)
     threads: dict[Literal["forecast", "statistical", "text", "chars"], PositiveInt] = {
-        "forecast": 1, "statistical": 1, "text": 2, "chars": 2}
+        "forecast": 1, "statistical": 1, "text": 1, "chars": 1}
     clip_norm: PositiveFloat | None = 1.0
     weight_decay: float = Field(default=0.0, ge=0)
     momentum: float = Field(default=0.0, ge=0, lt=1)
