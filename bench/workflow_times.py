@@ -106,16 +106,16 @@ def main() -> None:
     parser.add_argument("logs", nargs="*", type=Path)
     parser.add_argument("--top", type=int, default=5)
     args = parser.parse_args()
-    logs = args.logs
-    if not logs:  # the newest log that ran jobs (`make lock` writes a later one that only re-stamps)
-        newest_first = sorted((ROOT / ".snakemake" / "log").glob("*.snakemake.log"), reverse=True)
-        logs = next(([log] for log in newest_first if parse_jobs(log.read_text().splitlines())), [])
+    # without LOG: the newest log that ran jobs (`make lock` writes a later one that only re-stamps)
+    logs = args.logs or sorted((ROOT / ".snakemake" / "log").glob("*.snakemake.log"), reverse=True)
     missing = [str(log) for log in logs if not log.is_file()]
     if not logs or missing:
         sys.exit(f"Snakemake log not found {missing}: pass .snakemake/log/<date>.snakemake.log after `make run`")
     from seqbench.io import write_json, write_text
 
     invocations = [parse_jobs(log.read_text().splitlines()) for log in logs]
+    if not args.logs:
+        logs, invocations = next(([[log], [jobs]] for log, jobs in zip(logs, invocations) if jobs), [logs, []])
     if not any(invocations):
         sys.exit(f"no finished jobs in {[str(log) for log in logs]}: pass the log of a `make run`")
     summary = summarize([jobs for jobs in invocations if jobs], args.top)
