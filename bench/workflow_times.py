@@ -113,9 +113,15 @@ def main() -> None:
         sys.exit(f"Snakemake log not found {missing}: pass .snakemake/log/<date>.snakemake.log after `make run`")
     from seqbench.io import write_json, write_text
 
-    invocations = [parse_jobs(log.read_text().splitlines()) for log in logs]
-    if not args.logs:
-        logs, invocations = next(([[log], [jobs]] for log, jobs in zip(logs, invocations) if jobs), [logs, []])
+    if args.logs:
+        invocations = [parse_jobs(log.read_text().splitlines()) for log in logs]
+    else:
+        invocations = []
+        for log in logs:  # newest first: stop at the first that ran jobs
+            jobs = parse_jobs(log.read_text().splitlines())
+            if jobs:
+                logs, invocations = [log], [jobs]
+                break
     if not any(invocations):
         sys.exit(f"no finished jobs in {[str(log) for log in logs]}: pass the log of a `make run`")
     summary = summarize([jobs for jobs in invocations if jobs], args.top)
