@@ -370,22 +370,23 @@ def test_lstm_dropout_trains_under_autocast():
 TEXT = TextTask("sentiment", vocab_size=50, sequence_length=20, bigram_vocab_size=80)
 
 
-def test_bilstm_onehot_equals_an_lstm_on_explicit_one_hot_vectors():
+def test_bilstm_onehot_equals_a_bidirectional_lstm_on_explicit_one_hot_vectors():
     model = build("bilstm_onehot", TEXT).eval()
-    units = model.lstm.hidden_size
+    units = model.forward_lstm.hidden_size
     reference = nn.LSTM(TEXT.vocab_size, units, batch_first=True, bidirectional=True)
     with torch.no_grad():
         w_ih = model.input_weights.weight  # (V, 8U): [forward 4U | backward 4U]
         reference.weight_ih_l0.copy_(w_ih[:, : 4 * units].t())
         reference.weight_ih_l0_reverse.copy_(w_ih[:, 4 * units :].t())
-        for name in ("weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-            for suffix in ("", "_reverse"):
-                getattr(reference, name + suffix).copy_(getattr(model.lstm, name + suffix))
+        for suffix, lstm in (("", model.forward_lstm), ("_reverse", model.backward_lstm)):
+            for name in ("weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+                getattr(reference, name + suffix).copy_(getattr(lstm, name))
         ids = post_padded_ids(5, 20, TEXT.vocab_size, torch.Generator().manual_seed(0))
         out, _ = reference(nn.functional.one_hot(ids, TEXT.vocab_size).float())  # (B, L, 2U)
         features = torch.cat([out[:, -1, :units], out[:, 0, units:]], -1)
         assert torch.allclose(model(ids), model.dense(features).squeeze(-1), atol=1e-5)
-    assert not model.lstm.weight_ih_l0.requires_grad and model.input_weights.weight.requires_grad
+    assert not model.forward_lstm.weight_ih_l0.requires_grad and not model.backward_lstm.weight_ih_l0.requires_grad
+    assert model.input_weights.weight.requires_grad
 
 
 def test_lengths_of_post_padded_rows():

