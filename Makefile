@@ -10,16 +10,23 @@ STAMP := $(VENV)/.seqbench-installed
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: setup run lock test bench bench-peers smoke smoke-dvc ui clean
+.PHONY: setup constraints run lock test bench bench-peers smoke smoke-dvc ui clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every other package to the versions the published results were made with.
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
 setup: $(STAMP)
+
+# After changing dependencies in pyproject.toml: `.venv/bin/pip install -e '.[dev]'`, run the tests, then this.
+constraints:  ## re-pin constraints.txt to the versions .venv holds now
+	set -o pipefail; { sed -n '/^#/p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable \
+	  | grep -v '^torch=='; } > constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt
 
 run: setup  ## the whole benchmark with the default preset (params.yaml)
 	snakemake --cores $(CORES)
