@@ -106,22 +106,6 @@ class Runner:
             on_batch()
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set size. On Linux from VmHWM, not ru_maxrss: ru_maxrss survives
-    exec, so a worker started by a parent that once held 622 MB reported 622 MB for every architecture.
-    (seqbench.device.peak_memory_mb, which the train stage writes to costs.csv, still reads ru_maxrss.)"""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 2**10, 1)  # kB
-    import torch
-
-    from seqbench import device as dev
-
-    return dev.peak_memory_mb(torch.device("cpu"))
-
-
 def measure_one(project: Path, model: str, overrides: dict, threads: int, batches: int) -> dict:
     """Phase 1: one epoch (or its first `batches` batches) of one architecture, alone in this process."""
     import psutil  # an MLflow dependency
@@ -135,7 +119,7 @@ def measure_one(project: Path, model: str, overrides: dict, threads: int, batche
     stamps = [time.perf_counter()]
     runner.run(ids, lambda: stamps.append(time.perf_counter()))
     seconds = stamps[-1] - stamps[0]
-    peak = dev.peak_memory_mb(runner.job.device) if runner.job.device.type == "cuda" else peak_rss_mb()
+    peak = dev.peak_memory_mb(runner.job.device)
     return {"model": model, "params_count": int(runner.params_count), "trained": bool(runner.params_count),
             "settings": runner.job.settings.model_dump(mode="json"), "train_windows": len(runner.train_ids),
             "batch_size": runner.batch_size, "batches_per_epoch": runner.batches_per_epoch,

@@ -344,6 +344,64 @@ def test_lstm_dropout_draws_one_mask_per_sequence_and_uses_it_at_every_step():
     assert not torch.allclose(out, model.head(model.lstm(x)[0][:, -1]), atol=1e-3)
 
 
+# --- cells.GRU: nn.GRU with the same numbers, faster on CPU -----------------------------------------
+
+def graph_nodes(tensor: torch.Tensor) -> set[str]:
+    """Names of the autograd nodes behind `tensor`: which implementation computed it."""
+    seen, todo, names = set(), [tensor.grad_fn], set()
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        todo.extend(parent for parent, _ in node.next_functions)
+    return names
+
+
+def forward_backward(module: nn.Module, x: torch.Tensor, cotangent: torch.Tensor, seed: int, hx=None):
+    torch.manual_seed(seed)  # the inter-layer dropout masks
+    out, state = module(x, hx)
+    grads = torch.autograd.grad(out, [x, *module.parameters()], cotangent)
+    return out, state, grads
+
+
+@pytest.mark.parametrize("layers, dropout", [(1, 0.0), (2, 0.5)], ids=["one-layer", "stacked-dropout"])
+@pytest.mark.parametrize("scripted", [True, False], ids=["torchscript", "plain"])
+@pytest.mark.parametrize("block_elements", [cells.BLOCK_ELEMENTS, 3 * 18 * 2], ids=["one-block", "2-step-blocks"])
+def test_gru_trains_through_its_own_recurrence_with_nn_grus_numbers(monkeypatch, layers, dropout, scripted,
+                                                                     block_elements):
+    monkeypatch.setattr(cells, "BLOCK_ELEMENTS", block_elements)  # (B, 3H) = 3 x 18 per step
+    cells.use_scripted_loops(scripted)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        reference = nn.GRU(4, 6, num_layers=layers, dropout=dropout, batch_first=True).double()
+        gru = cells.GRU(4, 6, num_layers=layers, dropout=dropout, batch_first=True).double()
+        gru.load_state_dict(reference.state_dict())
+        x = torch.randn(3, 7, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+        cotangent = torch.randn(3, 7, 6, generator=gen, dtype=torch.float64)  # a gradient at every step
+        out, h_n, grads = forward_backward(gru, x, cotangent, seed=5)
+        want, want_h_n, want_grads = forward_backward(reference, x, cotangent, seed=5)
+        assert "_GRUSequenceBackward" in graph_nodes(out)  # not nn.GRU's path
+        assert torch.allclose(out, want, atol=1e-12)
+        assert torch.allclose(h_n, want_h_n, atol=1e-12)  # (layers, B, H)
+        assert all(torch.allclose(g, w, atol=1e-12) for g, w in zip(grads, want_grads, strict=True))
+        if dropout:  # the same seed drew the same inter-layer masks; another seed draws others
+            assert not torch.allclose(forward_backward(gru, x, cotangent, seed=6)[0], want, atol=1e-3)
+    finally:
+        cells.use_scripted_loops(True)
+
+
+def test_gru_is_nn_gru_outside_cpu_training():
+    gru = cells.GRU(4, 6, batch_first=True)
+    x = torch.randn(3, 7, 4)
+    with torch.no_grad():
+        out, _ = gru(x)
+    assert torch.equal(out, nn.GRU.forward(gru, x)[0])
+    h0 = torch.zeros(1, 3, 6)
+    assert "_GRUSequenceBackward" not in graph_nodes(gru(x, h0)[0])  # a given state: nn.GRU's path
+
+
 def test_lstm_dropout_has_no_mask_in_eval():
     task = ForecastTask("t", 10, 2, ("a", "b"), ("a",))
     model = build("lstm_dropout", task)

@@ -1,12 +1,15 @@
-"""LSTM recurrence with a recurrent-dropout mask (Gal & Ghahramani 2016), fast on CPU.
+"""Hand-written CPU recurrences with their own backward (BPTT), fast where ATen has no fused kernel.
 
-nn.LSTM cannot multiply h by a mask between steps, so lstm_dropout trains with this recurrence:
-the input projections of all steps are one matmul, and the step loop runs inside an
-autograd.Function with a hand-written backward (BPTT), so autograd records one node per sequence
-instead of ~10 per step; buffers are time-major and preallocated (no per-step stacking), and the
-W_hh gradient is one matmul over all steps. Inside, gates are ordered [i, f, o, g] so the three
-sigmoids are one slice; the public function takes nn.LSTM's weights ([i, f, g, o]) unchanged.
-bench/lstm_dropout_speed.py times it against nn.LSTM.
+- `masked_lstm`: LSTM with a recurrent-dropout mask (Gal & Ghahramani 2016). nn.LSTM cannot multiply
+  h by a mask between steps. Inside, gates are ordered [i, f, o, g] so the three sigmoids are one
+  slice; the public function takes nn.LSTM's weights ([i, f, g, o]) unchanged.
+- `GRU`: nn.GRU whose CPU training path runs `gru_sequence`. ATen's CPU GRU is a per-step cell under
+  autograd (~10 recorded ops per step, as many again in backward; oneDNN's RNN has no GRU here).
+
+Both loops share one layout: the input projections of all steps are one matmul, the step loop runs
+inside an autograd.Function (one autograd node per sequence instead of ~10 per step), buffers are
+time-major and preallocated (no per-step stacking), and the W_hh gradient is one matmul over all steps.
+bench/lstm_dropout_speed.py times masked_lstm against nn.LSTM; bench/peers.py times both.
 """
 
 from __future__ import annotations
@@ -14,78 +17,95 @@ from __future__ import annotations
 import warnings
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn import functional as F
 
 
-def _forward_loop(xw: Tensor, w_hh: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+# Steps per block of local derivatives in the backward loops: a block's (block, B, gates x H) factors
+# fill about 1 MiB of float32 (this machine's per-core L2 is 2 MiB).
+BLOCK_ELEMENTS = 2**18
+
+
+def _masked_lstm_forward(xw: Tensor, w_hh: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """xw (T, B, 4H) input projections + biases, gates [i, f, o, g]; w_hh (4H, H); mask (B, H).
 
-    Returns hs (T, B, H), act (T, B, 4H) activated gates, cs (T, B, H) cells, tcs = tanh(cs).
-    """
+    Returns hs (T + 1, B, H) and cs (T + 1, B, H) (zero state first: each step's inputs and outputs
+    are views of one buffer), act (T, B, 4H) activated gates, tcs (T, B, H) = tanh(c)."""
     steps, batch, four_h = xw.shape
     hidden = four_h // 4
     w_t = w_hh.t()
     act = torch.empty_like(xw)
-    cs = xw.new_empty(steps, batch, hidden)
-    tcs = torch.empty_like(cs)
-    hs = torch.empty_like(cs)
-    h_masked = xw.new_zeros(batch, hidden)
-    c = xw.new_zeros(batch, hidden)
+    hs = xw.new_empty(steps + 1, batch, hidden)
+    cs = torch.empty_like(hs)
+    tcs = xw.new_empty(steps, batch, hidden)
+    hs[0].zero_()
+    cs[0].zero_()
+    h_masked = hs[0]
     for t in range(steps):
         a = act[t]
         torch.addmm(xw[t], h_masked, w_t, out=a)
         a[:, : 3 * hidden].sigmoid_()
         a[:, 3 * hidden :].tanh_()
-        c_new = cs[t]
-        torch.mul(a[:, hidden : 2 * hidden], c, out=c_new)
-        c_new.addcmul_(a[:, :hidden], a[:, 3 * hidden :])
-        torch.tanh(c_new, out=tcs[t])
-        torch.mul(a[:, 2 * hidden : 3 * hidden], tcs[t], out=hs[t])
-        h_masked = hs[t] * mask
-        c = c_new
-    return hs, act, cs, tcs
+        c = cs[t + 1]
+        torch.mul(a[:, hidden : 2 * hidden], cs[t], out=c)
+        c.addcmul_(a[:, :hidden], a[:, 3 * hidden :])
+        torch.tanh(c, out=tcs[t])
+        torch.mul(a[:, 2 * hidden : 3 * hidden], tcs[t], out=hs[t + 1])
+        h_masked = hs[t + 1] * mask
+    return hs, cs, act, tcs
 
 
-def _backward_loop(grad_hs: Tensor, factors: Tensor, o_dtanh: Tensor, forget: Tensor,
-                   w_hh: Tensor, mask: Tensor) -> Tensor:
-    """grad_hs (T, B, H); factors (T, B, 4H): d pre-activation of gate [i, f, o, g] per unit of
-    (dc, dc, dh, dc); o_dtanh (T, B, H) = o * (1 - tanh(c)^2); forget (T, B, H).
-    Returns the gradient of the pre-activations (T, B, 4H)."""
+def _masked_lstm_backward(grad_hs: Tensor, cs: Tensor, act: Tensor, tcs: Tensor, w_hh: Tensor, mask: Tensor,
+                          block: int) -> Tensor:
+    """grad_hs (T, B, H); the forward loop's outputs; w_hh (4H, H); mask (B, H); `block` steps at a time.
+
+    Returns the gradient of the pre-activations (T, B, 4H). The local derivatives are computed for
+    `block` steps at once, just before the step loop uses them (see `_gru_backward`)."""
     steps, batch, hidden = grad_hs.shape
-    dgates = factors.new_empty(steps, batch, 4 * hidden)
+    dgates = act.new_empty(steps, batch, 4 * hidden)
     dh_next = grad_hs.new_zeros(batch, hidden)
     dc_next = grad_hs.new_zeros(batch, hidden)
-    for t in range(steps - 1, -1, -1):
-        dh = grad_hs[t] + dh_next
-        dc = torch.addcmul(dc_next, dh, o_dtanh[t])
-        d = dgates[t].view(batch, 4, hidden)
-        fa = factors[t].view(batch, 4, hidden)
-        torch.mul(fa, dc.unsqueeze(1), out=d)
-        torch.mul(fa[:, 2], dh, out=d[:, 2])  # the output gate takes dh, not dc
-        dc_next = dc * forget[t]
-        dh_next = torch.mm(dgates[t], w_hh).mul_(mask)
+    for end in range(steps, 0, -block):
+        start = max(0, end - block)
+        a = act[start:end]
+        sig = a[..., : 3 * hidden]
+        sig_grad = sig - sig * sig
+        i, f, o, g = a.split(hidden, dim=-1)
+        tc = tcs[start:end]
+        # d pre-activation of gate [i, f, o, g] per unit of (dc, dc, dh, dc): (block, B, 4H)
+        factors = torch.cat([g * sig_grad[..., :hidden], cs[start:end] * sig_grad[..., hidden : 2 * hidden],
+                             tc * sig_grad[..., 2 * hidden :], i * (1 - g * g)], -1)
+        o_dtanh = o * (1 - tc * tc)
+        for t in range(end - 1, start - 1, -1):
+            k = t - start
+            dh = grad_hs[t] + dh_next
+            dc = torch.addcmul(dc_next, dh, o_dtanh[k])
+            torch.mul(factors[k], torch.cat([dc, dc, dh, dc], 1), out=dgates[t])  # the output gate takes dh
+            dc_next = dc * f[k]
+            dh_next = torch.mm(dgates[t], w_hh).mul_(mask)
     return dgates
 
 
-_PLAIN = (_forward_loop, _backward_loop)
-_SCRIPTED: list = []
+_SCRIPTED: dict[tuple, tuple] = {}
+_STATE = {"scripted": True}
 
 
-def _scripted_loops():
-    """TorchScript takes the Python interpreter out of the step loops (a training step 1.2-1.5x
-    faster than with the plain loops on a 2-core CPU; torch.compile of the loop did not finish
-    compiling in 10 minutes). It is deprecated in recent torch, so any failure keeps the plain loops."""
-    if not _SCRIPTED:
+def _loops(forward_loop, backward_loop) -> tuple:
+    """TorchScript takes the Python interpreter out of the step loops (a masked-LSTM training step
+    1.2-1.5x faster than with the plain loops on a 2-core CPU; torch.compile of the loop did not
+    finish compiling in 10 minutes). It is deprecated in recent torch, so any failure keeps the plain
+    loops, which compute the same thing."""
+    plain = (forward_loop, backward_loop)
+    if not _STATE["scripted"]:
+        return plain
+    if plain not in _SCRIPTED:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                _SCRIPTED.extend([torch.jit.script(_forward_loop), torch.jit.script(_backward_loop)])
-        except Exception:  # noqa: BLE001 - the plain loops compute the same thing
-            _SCRIPTED.extend(_PLAIN)
-    return tuple(_SCRIPTED)
-
-
-_STATE = {"scripted": True}
+                _SCRIPTED[plain] = (torch.jit.script(forward_loop), torch.jit.script(backward_loop))
+        except Exception:  # noqa: BLE001 - see the docstring
+            _SCRIPTED[plain] = plain
+    return _SCRIPTED[plain]
 
 
 def use_scripted_loops(enabled: bool) -> None:
@@ -93,33 +113,21 @@ def use_scripted_loops(enabled: bool) -> None:
     _STATE["scripted"] = enabled
 
 
-def _loops():
-    return _scripted_loops() if _STATE["scripted"] else _PLAIN
-
-
 class _MaskedLSTM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xw: Tensor, w_hh: Tensor, mask: Tensor) -> Tensor:
-        forward_loop, backward_loop = _loops()
-        hs, act, cs, tcs = forward_loop(xw, w_hh, mask)
+        forward_loop, backward_loop = _loops(_masked_lstm_forward, _masked_lstm_backward)
+        hs, cs, act, tcs = forward_loop(xw, w_hh, mask)
         ctx.backward_loop = backward_loop
-        ctx.save_for_backward(w_hh, mask, hs, act, cs, tcs)
-        return hs
+        ctx.save_for_backward(w_hh, mask, hs, cs, act, tcs)
+        return hs[1:]
 
     @staticmethod
     def backward(ctx, grad_hs: Tensor):
-        w_hh, mask, hs, act, cs, tcs = ctx.saved_tensors
-        hidden = hs.shape[-1]
-        i, f, o, g = act.split(hidden, dim=-1)
-        sig = act[..., : 3 * hidden]
-        sig_grad = sig * (1 - sig)
-        c_prev = torch.cat([torch.zeros_like(cs[:1]), cs[:-1]], 0)
-        factors = torch.cat(
-            [g * sig_grad[..., :hidden], c_prev * sig_grad[..., hidden : 2 * hidden],
-             tcs * sig_grad[..., 2 * hidden :], i * (1 - g * g)], -1)  # (T, B, 4H)
-        o_dtanh = o * (1 - tcs * tcs)
-        dgates = ctx.backward_loop(grad_hs.contiguous(), factors, o_dtanh, f.contiguous(), w_hh, mask)
-        h_prev = torch.cat([torch.zeros_like(hs[:1]), hs[:-1]], 0) * mask  # what W_hh saw
+        w_hh, mask, hs, cs, act, tcs = ctx.saved_tensors
+        block = max(1, BLOCK_ELEMENTS // act[0].numel())
+        dgates = ctx.backward_loop(grad_hs.contiguous(), cs, act, tcs, w_hh, mask, block)
+        h_prev = hs[:-1] * mask  # what W_hh saw
         grad_w_hh = dgates.flatten(0, 1).t().mm(h_prev.flatten(0, 1))  # (4H, H)
         return dgates, grad_w_hh, None
 
@@ -156,3 +164,116 @@ def reference_masked_lstm(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b
         h = o.sigmoid() * c.tanh()
         out.append(h)
     return torch.stack(out, 1)
+
+
+# --- GRU -----------------------------------------------------------------------------------------
+# nn.GRU's equations and weight layout (rows [r, z, n]):
+#   r = sigmoid(xw_r + hw_r), z = sigmoid(xw_z + hw_z), n = tanh(xw_n + r * hw_n), h' = n + z * (h - n)
+# with xw = x W_ih^T + b_ih and hw = h W_hh^T + b_hh.
+def _gru_forward(xw: Tensor, w_hh: Tensor, b_hh: Tensor, h0: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """xw (T, B, 3H); w_hh (3H, H); b_hh (3H); h0 (B, H).
+
+    Returns hs (T + 1, B, H) (h0 first: the steps' inputs and outputs are views of one buffer),
+    rz (T, B, 2H) activated r and z, ns (T, B, H), hws (T, B, 3H)."""
+    steps, batch, three_h = xw.shape
+    hidden = three_h // 3
+    w_t = w_hh.t()
+    hs = xw.new_empty(steps + 1, batch, hidden)
+    hs[0] = h0
+    hws = torch.empty_like(xw)
+    rz = xw.new_empty(steps, batch, 2 * hidden)
+    ns = xw.new_empty(steps, batch, hidden)
+    for t in range(steps):
+        h = hs[t]
+        hw = hws[t]
+        torch.addmm(b_hh, h, w_t, out=hw)
+        gates = rz[t]
+        torch.add(xw[t, :, : 2 * hidden], hw[:, : 2 * hidden], out=gates)
+        gates.sigmoid_()
+        n = ns[t]
+        torch.addcmul(xw[t, :, 2 * hidden :], gates[:, :hidden], hw[:, 2 * hidden :], out=n)
+        n.tanh_()
+        torch.lerp(n, h, gates[:, hidden:], out=hs[t + 1])  # n + z * (h - n)
+    return hs, rz, ns, hws
+
+
+def _gru_backward(grad_hs: Tensor, hs: Tensor, rz: Tensor, ns: Tensor, hws: Tensor, w_hh: Tensor,
+                  block: int) -> tuple[Tensor, Tensor, Tensor]:
+    """grad_hs (T, B, H); the forward loop's outputs; w_hh (3H, H); `block` steps at a time.
+
+    Returns d hw (T, B, 3H) (the gradient at h W_hh^T + b_hh), d n-pre-activation (T, B, H) and
+    d h0 (B, H). The local derivatives are computed for `block` steps at once, just before the step
+    loop uses them: a few ops per block rather than per step (small batches: per-op overhead), and
+    in cache rather than in whole-sequence passes (large batches: memory-bound)."""
+    steps, batch, hidden = grad_hs.shape
+    d_hw = hws.new_empty(steps, batch, 3 * hidden)
+    d_npre = torch.empty_like(grad_hs)
+    dh_next = grad_hs.new_zeros(batch, hidden)
+    for end in range(steps, 0, -block):
+        start = max(0, end - block)
+        r = rz[start:end, :, :hidden]
+        z = rz[start:end, :, hidden:]
+        n = ns[start:end]
+        dn = (1 - z) * (1 - n * n)  # d n-pre-activation / dh'
+        factors = torch.cat([dn * hws[start:end, :, 2 * hidden :] * (r - r * r),  # r acts through r * hw_n
+                             (hs[start:end] - n) * (z - z * z),  # z: dh' / dz = h - n
+                             dn * r], -1)  # (block, B, 3H): d hw / dh' per gate block [r, z, n]
+        for t in range(end - 1, start - 1, -1):
+            i = t - start
+            dh = grad_hs[t] + dh_next
+            torch.mul(factors[i], dh.repeat(1, 3), out=d_hw[t])  # repeat: a broadcast mul was 5x slower
+            torch.mul(dh, dn[i], out=d_npre[t])
+            dh_next = torch.addmm(dh * z[i], d_hw[t], w_hh)
+    return d_hw, d_npre, dh_next
+
+
+class _GRUSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xw: Tensor, w_hh: Tensor, b_hh: Tensor, h0: Tensor) -> Tensor:
+        forward_loop, backward_loop = _loops(_gru_forward, _gru_backward)
+        hs, rz, ns, hws = forward_loop(xw, w_hh, b_hh, h0)
+        ctx.backward_loop = backward_loop
+        ctx.save_for_backward(w_hh, hs, rz, ns, hws)
+        return hs[1:]
+
+    @staticmethod
+    def backward(ctx, grad_hs: Tensor):
+        w_hh, hs, rz, ns, hws = ctx.saved_tensors
+        block = max(1, BLOCK_ELEMENTS // hws[0].numel())
+        d_hw, d_npre, grad_h0 = ctx.backward_loop(grad_hs.contiguous(), hs, rz, ns, hws, w_hh, block)
+        flat = d_hw.flatten(0, 1)
+        grad_w_hh, grad_b_hh = flat.t().mm(hs[:-1].flatten(0, 1)), flat.sum(0)
+        # r and z pre-activations see xw + hw alike; n's sees xw directly: reuse the buffer for d xw.
+        d_hw[..., 2 * hs.shape[-1] :] = d_npre
+        return d_hw, grad_w_hh, grad_b_hh, grad_h0
+
+
+def gru_sequence(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, h0: Tensor) -> Tensor:
+    """One GRU layer over a time-major sequence: x (T, B, F), h0 (B, H) -> hidden states (T, B, H)."""
+    steps, batch, _ = x.shape
+    xw = torch.addmm(b_ih, x.reshape(steps * batch, -1), w_ih.t()).view(steps, batch, -1)
+    return _GRUSequence.apply(xw, w_hh, b_hh, h0)
+
+
+class GRU(nn.GRU):
+    """nn.GRU (same parameters, state dict and numbers) that trains on CPU through `gru_sequence`:
+    six ops per step in forward and in backward, no autograd per step, TorchScript loops. Everywhere
+    else (CUDA's cuDNN, inference, packed or bidirectional input, a given state) it is nn.GRU."""
+
+    def forward(self, input, hx=None):  # noqa: A002 - nn.GRU's signature
+        if (not torch.is_grad_enabled() or hx is not None or self.bidirectional or not isinstance(input, Tensor)
+                or input.dim() != 3 or input.device.type != "cpu" or torch.is_autocast_enabled("cpu")):
+            return super().forward(input, hx)
+        # Time-major like ATen, so the inter-layer dropout masks are drawn over the same (T, B, H)
+        # layout from the same generator: same seed -> the same masks as nn.GRU.
+        x = input.transpose(0, 1) if self.batch_first else input
+        h0 = x.new_zeros(x.shape[1], self.hidden_size)
+        finals = []
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0 and self.training:
+                x = F.dropout(x, self.dropout, training=True)
+            weights = [getattr(self, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            x = gru_sequence(x.contiguous(), *weights, h0)
+            finals.append(x[-1])
+        h_n = torch.stack(finals)  # (layers, B, H)
+        return (x.transpose(0, 1) if self.batch_first else x), h_n

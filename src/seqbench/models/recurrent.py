@@ -1,7 +1,8 @@
 """Recurrent models: every forecaster of Chollet ch. 10 / Geron ch. 15, and the builders of the text
 (Chollet ch. 11) and character (Geron ch. 16) RNNs, whose modules live in `text_recurrent`.
 
-Fused nn.RNN / nn.GRU / nn.LSTM everywhere, except lstm_dropout in training (see `cells`).
+Fused nn.RNN / nn.LSTM (oneDNN on CPU) and `cells.GRU` (nn.GRU with the same parameters and numbers
+that trains on CPU through a hand-written recurrence); lstm_dropout trains through `cells.masked_lstm`.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ import torch
 from torch import Tensor, nn
 
 from seqbench.models import settings as S
-from seqbench.models.cells import masked_lstm
+from seqbench.models.cells import GRU, masked_lstm
 from seqbench.models.common import ForecastHead, check_lookback, keras_init_
 from seqbench.models.text_recurrent import CharRNN, EmbeddingBiLSTM, OneHotBiLSTM
 from seqbench.tasks import CharTask, ForecastTask, TextTask
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": GRU, "lstm": nn.LSTM}
 
 
 def last_output(out: Tensor, bidirectional: bool) -> Tensor:
@@ -87,7 +88,7 @@ def build_conv_gru(task: ForecastTask, settings: S.ConvGRUSettings) -> nn.Module
     check_lookback("conv_gru", task, settings.kernel_size, f"conv kernel_size {settings.kernel_size}")
     conv = nn.Sequential(
         nn.Conv1d(task.n_inputs, settings.filters, settings.kernel_size, stride=settings.stride), nn.ReLU())
-    gru = nn.GRU(settings.filters, settings.units, batch_first=True)
+    gru = GRU(settings.filters, settings.units, batch_first=True)
     return RecurrentForecaster(gru, task, conv=conv)
 
 
@@ -152,7 +153,7 @@ def build_bilstm_embedding(task: TextTask, settings: S.BiLSTMEmbeddingSettings) 
 
 
 def build_char_gru(task: CharTask, settings: S.CharRNNSettings) -> nn.Module:
-    return CharRNN(nn.GRU, task.vocab_size, settings.embed_dim, settings.units)
+    return CharRNN(GRU, task.vocab_size, settings.embed_dim, settings.units)
 
 
 def build_char_lstm(task: CharTask, settings: S.CharRNNSettings) -> nn.Module:
