@@ -359,9 +359,9 @@ def graph_nodes(tensor: torch.Tensor) -> set[str]:
     return names
 
 
-def forward_backward(module: nn.Module, x: torch.Tensor, cotangent: torch.Tensor, seed: int, hx=None):
+def forward_backward(module: nn.Module, x: torch.Tensor, cotangent: torch.Tensor, seed: int):
     torch.manual_seed(seed)  # the inter-layer dropout masks
-    out, state = module(x, hx)
+    out, state = module(x)
     grads = torch.autograd.grad(out, [x, *module.parameters()], cotangent)
     return out, state, grads
 
