@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from seqbench import download, features, loop, split, standardize, tracking, train
-from seqbench.batches import make_data
+from seqbench.batches import eval_samples, make_data
 from seqbench import evaluate as ev
 from seqbench.errors import TrainingError
 from seqbench.features import ForecastFeatures
@@ -258,21 +258,29 @@ def test_text_models_on_sequences_and_bag_of_words(project):
         assert task["val"]["accuracy"] == pytest.approx(((val["prob"] > 0.5) == (val["label"] == 1)).mean())
 
 
-def test_length_buckets_cover_every_text_once_and_do_not_change_predictions(project):
+@pytest.mark.parametrize("model", ["textcnn", "bilstm_embedding"])
+def test_length_buckets_cover_every_text_once_and_do_not_change_predictions(project, model):
     params, layout = project()
-    train.run(params, layout, "imdb", "textcnn", 0, threads=1)  # builds the features
+    train.run(params, layout, "imdb", "bow_unigram", 0, threads=1)  # builds the features
     feats = features.load_features(layout.features("imdb"))
-    job = loop.make_job(params, "imdb", "textcnn", 0, feats, threads=1)
-    model = job.entry.build(feats.task, job.settings)
-    trimmed = make_data(feats, feats.task, job.entry, job.device)
-    full = make_data(feats, feats.task, replace(job.entry, masks_padding=False), job.device)
+    job = loop.make_job(params, "imdb", model, 0, feats, threads=1)
+    # the fixture cuts texts at 40 tokens: widths in multiples of 8 here (64 on the real data)
+    entry = job.entry if job.entry.length_multiple == 1 else replace(job.entry, length_multiple=8)
+    model = entry.build(feats.task, job.settings)
+    trimmed = make_data(feats, feats.task, entry, job.device)
+    full = make_data(feats, feats.task, replace(entry, masks_padding=False), job.device)
     assert trimmed.trim and not full.trim
     ids = trimmed.samples("train")
     batches = trimmed.train_batches(ids, 4, torch.Generator().manual_seed(0))
     assert sorted(np.concatenate(batches).tolist()) == ids.tolist() and max(map(len, batches)) <= 4
-    cut = [trimmed.batch("train", b)[0].shape[1] for b in batches]
-    assert max(cut) <= feats.task.sequence_length and min(cut) < feats.task.sequence_length
     val = trimmed.samples("val")
+    by_length = val[trimmed.eval_order("val", val)]
+    for part, cut_batches in (("train", batches), ("val", [by_length[i:i + 4] for i in range(0, len(val), 4)])):
+        widths = [trimmed.batch(part, b)[0].shape[1] for b in cut_batches]
+        longest = [int(trimmed.lengths(part)[b].max()) for b in cut_batches]
+        assert widths == [min(-(-n // entry.length_multiple) * entry.length_multiple, feats.task.sequence_length)
+                          for n in longest]
+    assert max(widths) == feats.task.sequence_length and min(widths) < feats.task.sequence_length
     loss_trimmed, kept_trimmed = loop.predict(job, model, trimmed, "val", val)
     loss_full, kept_full = loop.predict(job, model, full, "val", val)
     torch.testing.assert_close(kept_trimmed["out"], kept_full["out"], atol=1e-5, rtol=1e-5)
@@ -334,6 +342,12 @@ def test_early_stopping_restores_the_best_weights(project):
     assert torch.equal(outcome.best_state["w"], snapshots[0]["model"]["w"])
     assert not torch.equal(outcome.best_state["w"], snapshots[-1]["model"]["w"])
     assert outcome.result["val"]["mse"] == pytest.approx(val_losses[0], rel=1e-6)  # evaluated with epoch-1 weights
+    # the validation outputs kept from epoch 1 are those of the restored weights, computed again
+    model = job.entry.build(task, job.settings)
+    model.load_state_dict(outcome.best_state)
+    data = make_data(feats, task, job.entry, job.device)
+    val_ids = eval_samples(data, "val", job.config.max_eval_samples)
+    assert data.evaluate("val", val_ids, loop.predict(job, model, data, "val", val_ids)[1])[0] == outcome.result["val"]
 
 
 # --- processes: kill and resume, parallel jobs -----------------------------------------------------

@@ -81,9 +81,10 @@ BUCKET_BATCHES = 50
 
 class TextData(SampleData):
     def __init__(self, features, task: TextTask, device: torch.device, text_input: str = "sequence",
-                 trim: bool = False):
+                 trim: bool = False, length_multiple: int = 1):
         self.features, self.task, self.device, self.text_input = features, task, device, text_input
         self.trim = trim and text_input == "sequence"  # only for models whose output ignores padding
+        self.length_multiple = length_multiple
         self._bow = {}
         self._lengths = {}
 
@@ -123,7 +124,9 @@ class TextData(SampleData):
         if self.text_input == "sequence":
             rows = np.asarray(self.features.sequences[split])[ids]  # (B, L)
             if self.trim:
-                rows = rows[:, : self.lengths(split)[ids].max()]  # (B, longest text of the batch)
+                # (B, the batch's longest text rounded up to length_multiple, at most L)
+                longest = int(self.lengths(split)[ids].max())
+                rows = rows[:, : -(-longest // self.length_multiple) * self.length_multiple]
             x = torch.as_tensor(rows, dtype=torch.int64, device=self.device)
         else:
             if split not in self._bow:
@@ -176,7 +179,8 @@ def make_data(features, task: Task, entry, device: torch.device):
     if isinstance(task, ForecastTask):
         return ForecastData(features, task, device, every_step=entry.every_step)
     if isinstance(task, TextTask):
-        return TextData(features, task, device, text_input=entry.text_input, trim=entry.masks_padding)
+        return TextData(features, task, device, text_input=entry.text_input, trim=entry.masks_padding,
+                        length_multiple=entry.length_multiple)
     if isinstance(task, CharTask):
         return CharData(features, task, device)
     raise TypeError(f"unknown task type {type(task).__name__}")

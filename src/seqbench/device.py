@@ -59,7 +59,9 @@ def keep_freed_memory() -> bool:
     one of about 34 MB per training step: 8,653 page faults and 32-38 ms per step that way, none and
     20-22 ms from the heap (the "cliff" where per-sample time doubled above 4096 rows x units).
     The price is peak memory, as freed blocks stay with the process: 20 training steps of a 2-layer
-    GRU and an LSTM at batch 256 peaked at 550-576 MB instead of 489-506 MB.
+    GRU and an LSTM at batch 256 peaked at 550-576 MB instead of 489-506 MB. Blocks of ever-changing
+    sizes fragment it: IMDB batches cut to every length from 1 to 600 tokens took the embedding BiLSTM to
+    4.2 GB, hence its lengths in multiples of 64 (ModelEntry.length_multiple).
     Returns whether the setting took (glibc only)."""
     if not sys.platform.startswith("linux"):
         return False

@@ -231,6 +231,7 @@ def fit_task(job: Job, task: Task, resume: dict | None = None,
     state = {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "bad": 0, "history": [], "seconds": 0.0,
              "best_state": _cpu_copy(model)}
     optimizer = make_optimizer(model.parameters(), cfg) if params_count else None
+    best_val_kept = None  # known only when the best epoch ran in this process (not before a resume)
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
@@ -245,11 +246,12 @@ def fit_task(job: Job, task: Task, resume: dict | None = None,
             epoch, began = state["epoch"] + 1, time.perf_counter()
             bar.start(epoch)
             train_loss = train_epoch(job, task, model, optimizer, data, train_ids, epoch, bar.advance)
-            val_loss, _ = predict(job, model, data, "val", val_ids)
+            val_loss, val_kept = predict(job, model, data, "val", val_ids)
             if not math.isfinite(val_loss):
                 raise _nan_error(job, task.name, epoch, "(validation)", val_loss)
             if val_loss < state["best_loss"] - cfg.min_delta:
                 state.update(best_loss=val_loss, best_epoch=epoch, bad=0, best_state=_cpu_copy(model))
+                best_val_kept = val_kept  # the best weights' validation outputs: not computed again below
             else:
                 state["bad"] += 1
             seconds = time.perf_counter() - began
@@ -269,7 +271,10 @@ def fit_task(job: Job, task: Task, resume: dict | None = None,
               "params_count": int(params_count)}
     frames = []
     for split, ids in (("val", val_ids), ("test", test_ids)):
-        _, kept = predict(job, model, data, split, ids)
+        if split == "val" and best_val_kept is not None:
+            kept = best_val_kept
+        else:
+            _, kept = predict(job, model, data, split, ids)
         result[split], per_h, frame = data.evaluate(split, ids, kept)
         if per_h is not None:
             result[f"{split}_per_horizon_mae"] = per_h
