@@ -258,12 +258,12 @@ def test_text_models_on_sequences_and_bag_of_words(project):
         assert task["val"]["accuracy"] == pytest.approx(((val["prob"] > 0.5) == (val["label"] == 1)).mean())
 
 
-@pytest.mark.parametrize("model", ["textcnn", "bilstm_embedding"])
-def test_length_buckets_cover_every_text_once_and_do_not_change_predictions(project, model):
+@pytest.mark.parametrize("model_name", ["textcnn", "bilstm_embedding"])
+def test_length_buckets_cover_every_text_once_and_do_not_change_predictions(project, model_name):
     params, layout = project()
     train.run(params, layout, "imdb", "bow_unigram", 0, threads=1)  # builds the features
     feats = features.load_features(layout.features("imdb"))
-    job = loop.make_job(params, "imdb", model, 0, feats, threads=1)
+    job = loop.make_job(params, "imdb", model_name, 0, feats, threads=1)
     # the fixture cuts texts at 40 tokens: widths in multiples of 8 here (64 on the real data)
     entry = job.entry if job.entry.length_multiple == 1 else replace(job.entry, length_multiple=8)
     model = entry.build(feats.task, job.settings)
