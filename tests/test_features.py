@@ -23,7 +23,8 @@ from seqbench.io import read_json
 from seqbench.params import load_params, parse_params
 from seqbench.paths import Layout
 from seqbench.standardize import write_table
-from seqbench.windows import gather_inputs, gather_targets
+from seqbench.tasks import ForecastTask
+from seqbench.windows import gather_every_step_targets, gather_inputs, gather_targets
 
 ETT_COLUMNS = ("HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT")
 MIRROR = os.environ.get("SEQBENCH_MIRROR")
@@ -60,6 +61,22 @@ def ramp_rows(features, column: str, rows: np.ndarray) -> np.ndarray:
 
 
 # --- scaling ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("columns", [[0, 1, 2], [2], [2, 0], [1, 0, 2]], ids=["all", "one", "two", "all-reordered"])
+def test_batches_gathered_from_a_tensor_equal_numpy_indexing(columns):
+    import torch
+
+    series = np.arange(200 * 3, dtype=np.float32).reshape(200, 3)  # value = 3 x row + column
+    task = ForecastTask("t", lookback=5, horizon=4, inputs=("a", "b", "c"), targets=("c",), sampling=3, delay=2)
+    starts = np.array([0, 7, 150, 3])
+    for gather in (gather_inputs, gather_targets, gather_every_step_targets):
+        want = gather(series, starts, task, columns)
+        got = gather(torch.as_tensor(series), torch.as_tensor(starts), task, columns)
+        assert want.shape[-1] == len(columns)
+        np.testing.assert_array_equal(got.numpy(), want)
+    rows = starts[:, None] + 3 * np.arange(5)  # the inputs from their definition
+    np.testing.assert_array_equal(gather_inputs(series, starts, task, columns), 3 * rows[..., None] + columns)
+
+
 def test_scaler_uses_train_rows_only(project):
     rng = np.random.default_rng(0)
     values = {f"x{i}": rng.normal(5 * i, 1 + i, 3000) for i in range(3)}

@@ -366,40 +366,52 @@ def forward_backward(module: nn.Module, x: torch.Tensor, cotangent: torch.Tensor
     return out, state, grads
 
 
+OWN_LOOPS = [pytest.param(cells.GRU, nn.GRU, "_GRUSequenceBackward", id="gru"),
+             pytest.param(cells.RNN, nn.RNN, "_RNNSequenceBackward", id="rnn")]
+
+
+@pytest.mark.parametrize(("cell", "reference_cell", "node"), OWN_LOOPS)
 @pytest.mark.parametrize("layers, dropout", [(1, 0.0), (2, 0.5)], ids=["one-layer", "stacked-dropout"])
 @pytest.mark.parametrize("scripted", [True, False], ids=["torchscript", "plain"])
 @pytest.mark.parametrize("block_elements", [cells.BLOCK_ELEMENTS, 3 * 18 * 2], ids=["one-block", "2-step-blocks"])
-def test_gru_trains_through_its_own_recurrence_with_nn_grus_numbers(monkeypatch, layers, dropout, scripted,
-                                                                     block_elements):
-    monkeypatch.setattr(cells, "BLOCK_ELEMENTS", block_elements)  # (B, 3H) = 3 x 18 per step
+def test_gru_and_rnn_train_through_their_own_recurrences_with_nn_numbers(monkeypatch, cell, reference_cell, node,
+                                                                         layers, dropout, scripted, block_elements):
+    monkeypatch.setattr(cells, "BLOCK_ELEMENTS", block_elements)  # GRU: (B, 3H) = 3 x 18 per step
     cells.use_scripted_loops(scripted)
     try:
         gen = torch.Generator().manual_seed(0)
-        reference = nn.GRU(4, 6, num_layers=layers, dropout=dropout, batch_first=True).double()
-        gru = cells.GRU(4, 6, num_layers=layers, dropout=dropout, batch_first=True).double()
-        gru.load_state_dict(reference.state_dict())
+        reference = reference_cell(4, 6, num_layers=layers, dropout=dropout, batch_first=True).double()
+        own = cell(4, 6, num_layers=layers, dropout=dropout, batch_first=True).double()
+        own.load_state_dict(reference.state_dict())
         x = torch.randn(3, 7, 4, generator=gen, dtype=torch.float64, requires_grad=True)
         cotangent = torch.randn(3, 7, 6, generator=gen, dtype=torch.float64)  # a gradient at every step
-        out, h_n, grads = forward_backward(gru, x, cotangent, seed=5)
+        out, h_n, grads = forward_backward(own, x, cotangent, seed=5)
         want, want_h_n, want_grads = forward_backward(reference, x, cotangent, seed=5)
-        assert "_GRUSequenceBackward" in graph_nodes(out)  # not nn.GRU's path
+        assert node in graph_nodes(out)  # not nn.GRU's or nn.RNN's path
         assert torch.allclose(out, want, atol=1e-12)
         assert torch.allclose(h_n, want_h_n, atol=1e-12)  # (layers, B, H)
         assert all(torch.allclose(g, w, atol=1e-12) for g, w in zip(grads, want_grads, strict=True))
         if dropout:  # the same seed drew the same inter-layer masks; another seed draws others
-            assert not torch.allclose(forward_backward(gru, x, cotangent, seed=6)[0], want, atol=1e-3)
+            assert not torch.allclose(forward_backward(own, x, cotangent, seed=6)[0], want, atol=1e-3)
     finally:
         cells.use_scripted_loops(True)
 
 
-def test_gru_is_nn_gru_outside_cpu_training():
-    gru = cells.GRU(4, 6, batch_first=True)
+@pytest.mark.parametrize(("cell", "reference_cell", "node"), OWN_LOOPS)
+def test_gru_and_rnn_are_nn_modules_outside_cpu_training(cell, reference_cell, node):
+    module = cell(4, 6, batch_first=True)
     x = torch.randn(3, 7, 4)
     with torch.no_grad():
-        out, _ = gru(x)
-    assert torch.equal(out, nn.GRU.forward(gru, x)[0])
+        out, _ = module(x)
+    assert torch.equal(out, reference_cell.forward(module, x)[0])
     h0 = torch.zeros(1, 3, 6)
-    assert "_GRUSequenceBackward" not in graph_nodes(gru(x, h0)[0])  # a given state: nn.GRU's path
+    assert node not in graph_nodes(module(x, h0)[0])  # a given state: nn's path
+    assert node in graph_nodes(module(x)[0])
+
+
+def test_a_relu_rnn_keeps_nn_rnns_path():
+    rnn = cells.RNN(4, 6, nonlinearity="relu", batch_first=True)
+    assert "_RNNSequenceBackward" not in graph_nodes(rnn(torch.randn(3, 7, 4))[0])
 
 
 def test_lstm_dropout_has_no_mask_in_eval():
@@ -485,6 +497,30 @@ def test_char_transformer_is_causal():
     assert model.context_length == 16
     with pytest.raises(ValueError, match="crop the input to its last 16"):
         model(torch.zeros(1, 17, dtype=torch.long))
+
+
+@pytest.mark.parametrize("tokens", [3, 15], ids=["3-tokens", "15-tokens"])
+def test_forecast_transformer_block_is_nn_transformer_encoder_layer_with_its_dropout_masks(tokens):
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.3, batch_first=True, norm_first=True).double()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(5, tokens, 8, generator=gen, dtype=torch.float64, requires_grad=True)
+    cotangent = torch.randn(5, tokens, 8, generator=gen, dtype=torch.float64)
+
+    def run(block, seed):
+        torch.manual_seed(seed)  # the dropout masks
+        out = block(x)
+        return out, torch.autograd.grad(out, [x, *layer.parameters()], cotangent)
+
+    from seqbench.models.transformer import pre_norm_block
+
+    for training in (False, True):
+        layer.train(training)
+        out, grads = run(lambda z: pre_norm_block(layer, z), seed=3)
+        want, want_grads = run(layer, seed=3)
+        assert torch.allclose(out, want, atol=1e-12)
+        assert all(torch.allclose(g, w, atol=1e-12) for g, w in zip(grads, want_grads, strict=True))
+    # another seed draws other masks: the training outputs above compared masks, not the lack of them
+    assert not torch.allclose(run(lambda z: pre_norm_block(layer, z), seed=4)[0], want, atol=1e-3)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])

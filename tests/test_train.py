@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from seqbench import download, features, loop, split, standardize, tracking, train
-from seqbench.batches import eval_samples, make_data
+from seqbench.batches import ForecastData, eval_samples, make_data
 from seqbench import evaluate as ev
 from seqbench.errors import TrainingError
 from seqbench.features import ForecastFeatures
@@ -348,6 +348,25 @@ def test_early_stopping_restores_the_best_weights(project):
     data = make_data(feats, task, job.entry, job.device)
     val_ids = eval_samples(data, "val", job.config.max_eval_samples)
     assert data.evaluate("val", val_ids, loop.predict(job, model, data, "val", val_ids)[1])[0] == outcome.result["val"]
+
+
+def test_every_step_models_keep_only_the_forecast_of_the_last_step():
+    series = np.arange(60, dtype=np.float32)[:, None]
+    task = ForecastTask("t", lookback=4, horizon=3, inputs=("x",), targets=("x",))
+    feats = ForecastFeatures(series=series, timestamps=np.arange(60).astype("datetime64[h]").astype("datetime64[ns]"),
+                             columns=("x",), mean=np.zeros(1), scale=np.ones(1), metric_units="scaled",
+                             splits={"train": (0, 40), "val": (40, 50), "test": (50, 60)},
+                             tasks={"t": task}, data_hash="handmade")
+    data = ForecastData(feats, task, torch.device("cpu"), every_step=True)
+    starts = np.array([0, 5])
+    _, y_every_step = data.batch("train", starts, train=True)
+    assert y_every_step.shape == (2, 4, 3, 1)  # (B, T, H, F): a forecast from every input step
+    assert y_every_step[1, :, 0, 0].tolist() == [6.0, 7.0, 8.0, 9.0]  # one step after each input of window 5
+    out = torch.randn(2, 4, 3, 1)
+    kept = data.keep(out, data.batch("val", starts)[1])
+    assert torch.equal(kept["out"], out[:, -1]) and torch.equal(kept["y"], y_every_step[:, -1])
+    # a copy, not a view that keeps all T forecasts of every evaluation batch alive
+    assert kept["out"].untyped_storage().nbytes() == kept["out"].numel() * kept["out"].element_size()
 
 
 # --- processes: kill and resume, parallel jobs -----------------------------------------------------

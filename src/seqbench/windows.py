@@ -57,27 +57,40 @@ def every_step_target_offsets(task: ForecastTask) -> np.ndarray:
 
 def _rows(starts, offsets: np.ndarray):
     if isinstance(starts, np.ndarray):
-        return starts[:, None] + offsets[None, :]
+        return starts.reshape((-1,) + (1,) * offsets.ndim) + offsets  # (B, *offsets.shape)
     import torch  # torch tensors: build the offsets on the starts' device
 
     flat = torch.as_tensor(offsets.reshape(-1), device=starts.device, dtype=starts.dtype)
     return (starts[:, None] + flat[None, :]).reshape(len(starts), *offsets.shape)
 
 
+def _gather(series, rows, columns):
+    """series (N, C), rows (B, ...) -> (B, ..., len(columns)). On tensors whole rows are copied by
+    index_select and the columns picked only when they are not all of them: advanced indexing,
+    series[rows][..., columns], took ~15x as long for a Jena batch (4.7 vs 0.25 ms)."""
+    if isinstance(series, np.ndarray):
+        return series[rows][..., columns]
+    import torch
+
+    out = series.index_select(0, rows.reshape(-1)).view(*rows.shape, series.shape[1])
+    if list(columns) == list(range(series.shape[1])):
+        return out
+    return out.index_select(-1, torch.as_tensor(columns, dtype=torch.int64, device=series.device))
+
+
 def gather_inputs(series, starts, task: ForecastTask, input_index):
     """series (N, C), starts (B,) -> (B, T, F_in)."""
-    return series[_rows(starts, input_offsets(task))][..., input_index]
+    return _gather(series, _rows(starts, input_offsets(task)), input_index)
 
 
 def gather_targets(series, starts, task: ForecastTask, target_index):
     """series (N, C), starts (B,) -> (B, H, F_out)."""
-    return series[_rows(starts, target_offsets(task))][..., target_index]
+    return _gather(series, _rows(starts, target_offsets(task)), target_index)
 
 
 def gather_every_step_targets(series, starts, task: ForecastTask, target_index):
     """series (N, C), starts (B,) -> (B, T, H, F_out)."""
-    offsets = every_step_target_offsets(task)
-    return series[_rows(starts, offsets)][..., target_index]
+    return _gather(series, _rows(starts, every_step_target_offsets(task)), target_index)
 
 
 def strided_view(series: np.ndarray, task: ForecastTask, starts: range) -> np.ndarray:

@@ -95,7 +95,8 @@ REGISTRY: dict[str, ModelEntry] = {
         _text("bilstm_onehot", "recurrent", S.BiLSTMOneHotSettings),
         # oneDNN's LSTM sizes its workspace by the batch's length: with every length from 1 to 600 the
         # heap fragmented (4.2 GB peak per job, glibc keeps freed memory, seqbench.device) and each new
-        # length built a new oneDNN primitive; in multiples of 64 the shapes recur (1.5 GB, 11% faster)
+        # length built a new oneDNN primitive; in multiples of 64 the shapes recur (1.5 GB; 11% faster in a
+        # 2-epoch A/B, but 1.075x per epoch against 0.95x for unchanged models in the full run of 2cae42d)
         _text("bilstm_embedding", "recurrent", S.BiLSTMEmbeddingSettings, masks_padding=True, length_multiple=64),
         _text("textcnn", "conv", S.TextCNNSettings, masks_padding=True),
         _chars("char_gru", "recurrent", S.CharRNNSettings),

@@ -5,8 +5,10 @@
   slice; the public function takes nn.LSTM's weights ([i, f, g, o]) unchanged.
 - `GRU`: nn.GRU whose CPU training path runs `gru_sequence`. ATen's CPU GRU is a per-step cell under
   autograd (~10 recorded ops per step, as many again in backward; oneDNN's RNN has no GRU here).
+- `RNN`: nn.RNN (tanh) whose CPU training path runs `rnn_sequence`, for the same reason (ATen's
+  mkldnn_rnn_layer accepts LSTMs only).
 
-Both loops share one layout: the input projections of all steps are one matmul, the step loop runs
+The loops share one layout: the input projections of all steps are one matmul, the step loop runs
 inside an autograd.Function (one autograd node per sequence instead of ~10 per step), buffers are
 time-major and preallocated (no per-step stacking), and the W_hh gradient is one matmul over all steps.
 bench/lstm_dropout_speed.py times masked_lstm against nn.LSTM; bench/peers.py times both.
@@ -255,25 +257,101 @@ def gru_sequence(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tens
     return _GRUSequence.apply(xw, w_hh, b_hh, h0)
 
 
+# --- simple RNN (tanh) ---------------------------------------------------------------------------
+# ATen's CPU step, in its order of operations: h' = tanh((h W_hh^T + b_hh) + xw), xw = x W_ih^T + b_ih.
+def _rnn_forward(xw: Tensor, w_hh: Tensor, b_hh: Tensor, h0: Tensor) -> Tensor:
+    """xw (T, B, H); w_hh (H, H); b_hh (H); h0 (B, H) -> hs (T + 1, B, H), h0 first."""
+    steps, batch, hidden = xw.shape
+    w_t = w_hh.t()
+    hs = xw.new_empty(steps + 1, batch, hidden)
+    hs[0] = h0
+    for t in range(steps):
+        h = hs[t + 1]
+        torch.addmm(b_hh, hs[t], w_t, out=h)
+        h.add_(xw[t])
+        h.tanh_()
+    return hs
+
+
+def _rnn_backward(grad_hs: Tensor, hs: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor]:
+    """grad_hs (T, B, H); hs (T + 1, B, H) from the forward loop; w_hh (H, H).
+
+    Returns the gradient of the pre-activations (T, B, H) and d h0 (B, H)."""
+    steps, batch, hidden = grad_hs.shape
+    dtanh = 1 - hs[1:] * hs[1:]  # (T, B, H): one op for all steps
+    d_pre = torch.empty_like(grad_hs)
+    dh_next = grad_hs.new_zeros(batch, hidden)
+    for t in range(steps - 1, -1, -1):
+        torch.mul(grad_hs[t] + dh_next, dtanh[t], out=d_pre[t])
+        dh_next = torch.mm(d_pre[t], w_hh)
+    return d_pre, dh_next
+
+
+class _RNNSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xw: Tensor, w_hh: Tensor, b_hh: Tensor, h0: Tensor) -> Tensor:
+        forward_loop, backward_loop = _loops(_rnn_forward, _rnn_backward)
+        hs = forward_loop(xw, w_hh, b_hh, h0)
+        ctx.backward_loop = backward_loop
+        ctx.save_for_backward(w_hh, hs)
+        return hs[1:]
+
+    @staticmethod
+    def backward(ctx, grad_hs: Tensor):
+        w_hh, hs = ctx.saved_tensors
+        d_pre, grad_h0 = ctx.backward_loop(grad_hs.contiguous(), hs, w_hh)
+        flat = d_pre.flatten(0, 1)  # xw and h W_hh^T + b_hh enter the pre-activation alike
+        return d_pre, flat.t().mm(hs[:-1].flatten(0, 1)), flat.sum(0), grad_h0
+
+
+def rnn_sequence(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, h0: Tensor) -> Tensor:
+    """One tanh RNN layer over a time-major sequence: x (T, B, F), h0 (B, H) -> hidden states (T, B, H)."""
+    steps, batch, _ = x.shape
+    xw = torch.addmm(b_ih, x.reshape(steps * batch, -1), w_ih.t()).view(steps, batch, -1)
+    return _RNNSequence.apply(xw, w_hh, b_hh, h0)
+
+
+def _own_loops_apply(module: nn.RNNBase, inputs, hx) -> bool:
+    """Whether a GRU/RNN call trains through the loops here: CPU training of an unpacked batch from a
+    zero state, one direction, with biases, outside autocast."""
+    return (torch.is_grad_enabled() and hx is None and not module.bidirectional and module.bias
+            and isinstance(inputs, Tensor) and inputs.dim() == 3 and inputs.device.type == "cpu"
+            and not torch.is_autocast_enabled("cpu"))
+
+
+def _stacked_layers(module: nn.RNNBase, inputs: Tensor, sequence) -> tuple[Tensor, Tensor]:
+    """module's layers, each through `sequence` -> (output like nn.RNNBase's, h_n (layers, B, H))."""
+    # Time-major like ATen, so the inter-layer dropout masks are drawn over the same (T, B, H)
+    # layout from the same generator: same seed -> the same masks as nn.GRU / nn.RNN.
+    x = inputs.transpose(0, 1) if module.batch_first else inputs
+    h0 = x.new_zeros(x.shape[1], module.hidden_size)
+    finals = []
+    for layer in range(module.num_layers):
+        if layer > 0 and module.dropout > 0 and module.training:
+            x = F.dropout(x, module.dropout, training=True)
+        weights = [getattr(module, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        x = sequence(x.contiguous(), *weights, h0)
+        finals.append(x[-1])
+    return (x.transpose(0, 1) if module.batch_first else x), torch.stack(finals)
+
+
 class GRU(nn.GRU):
     """nn.GRU (same parameters, state dict and numbers) that trains on CPU through `gru_sequence`:
     six ops per step in forward and in backward, no autograd per step, TorchScript loops. Everywhere
     else (CUDA's cuDNN, inference, packed or bidirectional input, a given state) it is nn.GRU."""
 
     def forward(self, input, hx=None):  # noqa: A002 - nn.GRU's signature
-        if (not torch.is_grad_enabled() or hx is not None or self.bidirectional or not isinstance(input, Tensor)
-                or input.dim() != 3 or input.device.type != "cpu" or torch.is_autocast_enabled("cpu")):
+        if not _own_loops_apply(self, input, hx):
             return super().forward(input, hx)
-        # Time-major like ATen, so the inter-layer dropout masks are drawn over the same (T, B, H)
-        # layout from the same generator: same seed -> the same masks as nn.GRU.
-        x = input.transpose(0, 1) if self.batch_first else input
-        h0 = x.new_zeros(x.shape[1], self.hidden_size)
-        finals = []
-        for layer in range(self.num_layers):
-            if layer > 0 and self.dropout > 0 and self.training:
-                x = F.dropout(x, self.dropout, training=True)
-            weights = [getattr(self, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-            x = gru_sequence(x.contiguous(), *weights, h0)
-            finals.append(x[-1])
-        h_n = torch.stack(finals)  # (layers, B, H)
-        return (x.transpose(0, 1) if self.batch_first else x), h_n
+        return _stacked_layers(self, input, gru_sequence)
+
+
+class RNN(nn.RNN):
+    """nn.RNN (same parameters, state dict and numbers) that trains on CPU through `rnn_sequence`
+    when its nonlinearity is tanh: three ops per step in forward and in backward, no autograd per
+    step. Everywhere else it is nn.RNN, as `GRU` is nn.GRU."""
+
+    def forward(self, input, hx=None):  # noqa: A002 - nn.RNN's signature
+        if self.nonlinearity != "tanh" or not _own_loops_apply(self, input, hx):
+            return super().forward(input, hx)
+        return _stacked_layers(self, input, rnn_sequence)
