@@ -177,14 +177,19 @@ def test_peak_memory_is_the_jobs_own_not_its_parents():
 @pytest.mark.parametrize("configured", [False, True], ids=["glibc-default", "configured"])
 def test_training_steps_reuse_freed_memory_instead_of_faulting_it_in_again(configured):
     """oneDNN's LSTM allocates a ~34 MB block per training step (batch 256, 32 units, 120 steps): after
-    device.configure it comes from the heap, without page faults; by default it is mapped afresh."""
+    device.configure it comes from the heap, without page faults; by default it is mapped afresh. The
+    fewest faults of three steps count: a single step once took 100 or more in a full suite run (and 0
+    in each of nine reruns), while a freshly mapped block faults thousands of times at every step."""
     script = (
         "import resource, torch; from seqbench import device\n"
         f"if {configured}: device.configure(torch.device('cpu'), 1)\n"
         "lstm, x = torch.nn.LSTM(14, 32, batch_first=True), torch.randn(256, 120, 14)\n"
         "step = lambda: lstm(x)[0][:, -1].sum().backward()\n"
-        "step(); step(); faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt; step()\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)")
+        "faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "step(); step(); counts = []\n"
+        "for _ in range(3):\n"
+        "    before = faults(); step(); counts.append(faults() - before)\n"
+        "print(min(counts))")
     faults = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
     assert (faults < 100) if configured else (faults > 4000)
 
