@@ -13,6 +13,7 @@ from seqbench.errors import TrainingError
 from seqbench.models import REGISTRY, cells
 from seqbench.models.conv import conv_plan
 from seqbench.models.dense import MovingAverage
+from seqbench.models.transformer import pre_norm_block
 from seqbench.models.common import lengths_of
 from seqbench.tasks import CharTask, ForecastTask, TextTask
 
@@ -510,8 +511,6 @@ def test_forecast_transformer_block_is_nn_transformer_encoder_layer_with_its_dro
         torch.manual_seed(seed)  # the dropout masks
         out = block(x)
         return out, torch.autograd.grad(out, [x, *layer.parameters()], cotangent)
-
-    from seqbench.models.transformer import pre_norm_block
 
     for training in (False, True):
         layer.train(training)
