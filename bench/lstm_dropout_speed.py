@@ -7,7 +7,7 @@ LSTM(32, recurrent_dropout=0.25)). Timed, interleaved round robin (the machine m
   * the registry's models: `lstm` (units=32, fused nn.LSTM) and `lstm_dropout` (training mode),
     each with its Dense head and an MSE loss: the ratio the brief asks for;
   * the recurrence alone, by implementation: nn.LSTM, the step-by-step autograd definition (eager
-    and torch.jit.script), the custom-backward recurrence with plain and TorchScript loops, and
+    and torch.jit.script), the custom-backward recurrence with plain, TorchScript and C++ loops, and
     with --compile torch.compile of the definition (its warm-up did not finish in 10 minutes on a
     2-core CPU: every one of the 120 steps is traced and compiled).
 """
@@ -56,7 +56,7 @@ def main() -> None:
         model = entry.build(task, entry.settings(units=H)).train()
 
         def forward(m=model):
-            cells.use_scripted_loops(True)  # the default (a variant below switches it off)
+            cells.use_loops("compiled")  # the default (variants below switch it)
             return m(x)
 
         steps[f"model {name}"] = _train_step(forward, list(model.parameters()), y)
@@ -68,9 +68,9 @@ def main() -> None:
     def mask():
         return torch.empty(B, H).bernoulli_(0.75) / 0.75
 
-    def custom(scripted: bool):
+    def custom(loops: str):
         def run():
-            cells.use_scripted_loops(scripted)
+            cells.use_loops(loops)
             return cells.masked_lstm(x, *weights, mask())
         return run
 
@@ -81,8 +81,9 @@ def main() -> None:
         "nn.LSTM (no mask)": lambda: lstm(x)[0],
         "definition, eager autograd": lambda: cells.reference_masked_lstm(x, *weights, mask()),
         "definition, torch.jit.script": lambda: scripted_definition(x, *weights, mask()),
-        "custom backward, plain loops": custom(False),
-        "custom backward, TorchScript loops": custom(True),
+        "custom backward, plain loops": custom("python"),
+        "custom backward, TorchScript loops": custom("scripted"),
+        "custom backward, C++ loops": custom("compiled"),
     }
     if args.compile:
         compiled = torch.compile(cells.reference_masked_lstm)
@@ -102,7 +103,7 @@ def main() -> None:
             t0 = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - t0)
-    cells.use_scripted_loops(True)
+    cells.use_loops("compiled")
     print(f"B={B} T={T} F={F} H={H} threads={args.threads} reps={args.reps} torch={torch.__version__}")
     print(f"{'':36s} {'median':>8s} {'ratio':>6s} {'min':>8s} {'ratio':>6s}  (min: least disturbed by other load)")
     for group, base in (("model ", "model lstm"), ("", "nn.LSTM (no mask)")):

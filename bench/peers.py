@@ -190,6 +190,21 @@ def matmul_peak(threads: int, n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
+def compiled_loops_seconds() -> dict:
+    """Seconds to build the C++ step loops (models/cells.cpp) on an empty cache, then for a later process
+    to load them from it: what a training job pays before its first step (the warm-up epochs above run
+    with the cache already built)."""
+    import subprocess
+
+    script = ("import time\nfrom seqbench.models import cells\nt = time.perf_counter()\n"
+              "assert cells.compiled_ops() is not None\nprint(time.perf_counter() - t)")
+    with tempfile.TemporaryDirectory(prefix="seqbench-cells-") as cache:
+        env = {**os.environ, "TORCH_EXTENSIONS_DIR": cache}
+        seconds = [float(subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True,
+                                        text=True).stdout.split()[-1]) for _ in range(2)]
+    return {"cold_build_seconds": round(seconds[0], 1), "cached_load_seconds": round(seconds[1], 3)}
+
+
 def compare(label: str, project: Path, threads: int, epochs: int) -> dict:
     model, overrides, recurrent, darts_spec = ARCHS[label]
     context = mp.get_context("spawn")
@@ -263,8 +278,13 @@ def markdown(report: dict) -> str:
             f"{r['ratio_keras']:.2f} | – | – | ")
         lines[-1] += (f"{peak_share} | {f'{keras_gflops:.1f}' if keras_gflops else '–'} | "
                       f"{r['seqbench']['warmup_seconds']:.1f} / {r['keras']['warmup_seconds']:.1f} |")
-    lines += ["", "FLOPs counted: gate matmuls only, 2 x gates x units x (inputs + units) per step and layer "
-              "(LSTM 4 gates, GRU 3), x 120 steps x windows; a training step = 3 x the forward FLOPs."]
+    lines += ["", ("FLOPs counted: gate matmuls only, 2 x gates x units x (inputs + units) per step and layer "
+                   "(LSTM 4 gates, GRU 3), x 120 steps x windows; a training step = 3 x the forward FLOPs.")]
+    built = report["compiled_loops"]
+    lines += ["", (f"The C++ step loops of gru, stacked_gru and lstm_dropout (models/cells.cpp) are compiled once "
+                   f"per machine: {built['cold_build_seconds']:.1f} s on an empty cache, then "
+                   f"{built['cached_load_seconds']:.2f} s for each later process to load them (the warm-up "
+                   "column runs with the cache built).")]
     return "\n".join(lines) + "\n"
 
 
@@ -283,6 +303,7 @@ def main() -> None:
     from seqbench.io import write_json, write_text
 
     project = prepare(args.work or Path(tempfile.mkdtemp(prefix="seqbench-peers-")))
+    compiled_loops = compiled_loops_seconds()
     peak = matmul_peak(args.threads)
     results = []
     for label in args.archs:
@@ -290,7 +311,7 @@ def main() -> None:
         peak = max(peak, matmul_peak(args.threads))  # re-measured between architectures: the best seen
     report = {"machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
               "threads": args.threads, "epochs": args.epochs, "matmul_gflops": round(peak, 1),
-              "windows": results[0]["seqbench"]["windows"],
+              "windows": results[0]["seqbench"]["windows"], "compiled_loops": compiled_loops,
               "versions": {name: version(name) for name in ("torch", "keras", "tensorflow", "darts")},
               "results": results}
     write_json(ROOT / "reports" / "bench" / "peers.json", report)

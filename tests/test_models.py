@@ -307,9 +307,9 @@ def lstm_weights(lstm: nn.LSTM):
     return lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0
 
 
-@pytest.mark.parametrize("scripted", [True, False], ids=["torchscript", "plain"])
-def test_masked_lstm_matches_its_step_by_step_definition_with_gradients(scripted):
-    cells.use_scripted_loops(scripted)
+@pytest.mark.parametrize("loops", cells.LOOP_KINDS)
+def test_masked_lstm_matches_its_step_by_step_definition_with_gradients(loops):
+    cells.use_loops(loops)
     try:
         gen = torch.Generator().manual_seed(0)
         x = torch.randn(3, 5, 4, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -326,7 +326,7 @@ def test_masked_lstm_matches_its_step_by_step_definition_with_gradients(scripted
         ones = torch.ones(3, 6, dtype=torch.float64)  # no mask: exactly nn.LSTM
         assert torch.allclose(cells.masked_lstm(*inputs, ones), lstm(x)[0], atol=1e-12)
     finally:
-        cells.use_scripted_loops(True)
+        cells.use_loops("compiled")
 
 
 def test_lstm_dropout_draws_one_mask_per_sequence_and_uses_it_at_every_step():
@@ -373,12 +373,14 @@ OWN_LOOPS = [pytest.param(cells.GRU, nn.GRU, "_GRUSequenceBackward", id="gru"),
 
 @pytest.mark.parametrize(("cell", "reference_cell", "node"), OWN_LOOPS)
 @pytest.mark.parametrize("layers, dropout", [(1, 0.0), (2, 0.5)], ids=["one-layer", "stacked-dropout"])
-@pytest.mark.parametrize("scripted", [True, False], ids=["torchscript", "plain"])
-@pytest.mark.parametrize("block_elements", [cells.BLOCK_ELEMENTS, 3 * 18 * 2], ids=["one-block", "2-step-blocks"])
+@pytest.mark.parametrize(("loops", "block_elements"),
+                         [("compiled", cells.BLOCK_ELEMENTS), ("scripted", cells.BLOCK_ELEMENTS),
+                          ("python", cells.BLOCK_ELEMENTS), ("python", 3 * 18 * 2)],
+                         ids=["compiled", "torchscript", "python-one-block", "python-2-step-blocks"])
 def test_gru_and_rnn_train_through_their_own_recurrences_with_nn_numbers(monkeypatch, cell, reference_cell, node,
-                                                                         layers, dropout, scripted, block_elements):
+                                                                         layers, dropout, loops, block_elements):
     monkeypatch.setattr(cells, "BLOCK_ELEMENTS", block_elements)  # GRU: (B, 3H) = 3 x 18 per step
-    cells.use_scripted_loops(scripted)
+    cells.use_loops(loops)
     try:
         gen = torch.Generator().manual_seed(0)
         reference = reference_cell(4, 6, num_layers=layers, dropout=dropout, batch_first=True).double()
@@ -395,7 +397,7 @@ def test_gru_and_rnn_train_through_their_own_recurrences_with_nn_numbers(monkeyp
         if dropout:  # the same seed drew the same inter-layer masks; another seed draws others
             assert not torch.allclose(forward_backward(own, x, cotangent, seed=6)[0], want, atol=1e-3)
     finally:
-        cells.use_scripted_loops(True)
+        cells.use_loops("compiled")
 
 
 @pytest.mark.parametrize(("cell", "reference_cell", "node"), OWN_LOOPS)

@@ -85,7 +85,7 @@ def preset_notes(params: Params) -> dict[str, list[str]]:
         if budget.optimizer is not None:
             protocol = params.dataset(dataset).training
             lines.append(f"optimizer {budget.optimizer} (lr {budget.lr}) instead of the protocol's "
-                         f"{protocol.optimizer} (lr {protocol.lr}), which needs the full preset's epochs")
+                         f"{protocol.optimizer} (lr {protocol.lr}), which converges more slowly")
         lines.append(f"at most {budget.max_epochs or preset.max_epochs} epochs, "
                      f"patience {budget.patience if budget.patience is not None else preset.patience}")
         for model, cut in budget.models.items():

@@ -11,17 +11,24 @@
 The loops share one layout: the input projections of all steps are one matmul, the step loop runs
 inside an autograd.Function (one autograd node per sequence instead of ~10 per step), buffers are
 time-major and preallocated (no per-step stacking), and the W_hh gradient is one matmul over all steps.
+The step loops exist three times, computing the same thing: in C++ (cells.cpp: one GEMM and one fused
+pass over the elements per step; the default, built on first use), in TorchScript (where no C++
+compiler is available) and as the plain Python below (their definition). `use_loops` chooses.
 bench/lstm_dropout_speed.py times masked_lstm against nn.LSTM; bench/peers.py times both.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import platform
+import time
 import warnings
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-
 
 # Steps per block of local derivatives in the backward loops: a block's (block, B, gates x H) factors
 # fill about 1 MiB of float32 (this machine's per-core L2 is 2 MiB).
@@ -88,37 +95,119 @@ def _masked_lstm_backward(grad_hs: Tensor, cs: Tensor, act: Tensor, tcs: Tensor,
     return dgates
 
 
-_SCRIPTED: dict[tuple, tuple] = {}
-_STATE = {"scripted": True}
+LOOP_KINDS = ("compiled", "scripted", "python")
+_STATE = {"loops": "compiled"}
+_SCRIPTED: dict[str, tuple] = {}
+_COMPILED: dict[str, object] = {}
+_SOURCE = Path(__file__).with_name("cells.cpp")
+# -march=native: the library is built on the machine that runs it (its cache key names the CPU).
+# -fno-trapping-math lets the compiler vectorize the selects in exp and tanh (no value changes).
+_CFLAGS = ["-O3", "-march=native", "-fno-trapping-math"]
 
 
-def _loops(forward_loop, backward_loop) -> tuple:
+def use_loops(kind: str) -> None:
+    """Choose the step loops: "compiled" (C++, the default; TorchScript where it cannot be built),
+    "scripted" (TorchScript; plain Python where scripting fails) or "python". All compute the same
+    recurrence: the same numbers in float64, float32 within rounding (C++'s exp and tanh are 1-2 ulp
+    approximations that vectorize)."""
+    if kind not in LOOP_KINDS:
+        raise ValueError(f"step loops {kind!r}: choose one of {', '.join(LOOP_KINDS)}")
+    _STATE["loops"] = kind
+
+
+def _cpu_signature() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            return next((line for line in cpuinfo if line.startswith("flags")), platform.machine())
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+
+
+def compiled_ops():
+    """torch.ops.seqbench_cells, built from cells.cpp on first use, or None where it cannot be built
+    (no C++ compiler or ninja; a warning says why, and the TorchScript loops run instead).
+
+    The build (10-20 s on 2 cores) is cached on disk under torch's extensions folder
+    ($TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions), keyed by the source, flags, CPU and torch
+    version: later processes load it in milliseconds, and parallel training jobs wait for one build."""
+    if "ops" not in _COMPILED:
+        _COMPILED["ops"] = _build_compiled_ops()
+    return _COMPILED["ops"]
+
+
+def compiled_build_dir() -> Path:
+    """Where the C++ loops of this source, flags, CPU and torch version are built and cached."""
+    key = hashlib.sha256(b"\0".join([_SOURCE.read_bytes(), " ".join(_CFLAGS).encode(), _cpu_signature().encode(),
+                                      torch.__version__.encode()])).hexdigest()[:16]
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions")
+    return root / f"seqbench_cells_{key}"
+
+
+def _build_compiled_ops():
+    from filelock import FileLock
+    from torch.utils import cpp_extension
+
+    build_dir = compiled_build_dir()
+    start = time.perf_counter()
+    try:
+        build_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(build_dir / "seqbench.lock"):  # released by the OS if its holder dies
+            # torch's own build baton: a process killed mid-build leaves it behind, and every later
+            # build would wait for it forever. Under our lock nobody else is building.
+            (build_dir / "lock").unlink(missing_ok=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cpp_extension.load(build_dir.name, [str(_SOURCE)], extra_cflags=_CFLAGS,
+                                   build_directory=str(build_dir), is_python_module=False, verbose=False)
+    except Exception as exc:  # noqa: BLE001 - any build failure keeps the TorchScript loops
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = " | ".join([line for line in lines if "error" in line.lower()][:3] or lines[-1:])
+        warnings.warn(f"seqbench: the C++ step loops ({_SOURCE}) could not be built in {build_dir} "
+                      f"({type(exc).__name__}: {reason}); training uses the TorchScript loops (same numbers, "
+                      "slower). Install a C++ compiler and ninja to get them.", stacklevel=3)
+        return None
+    _COMPILED["load_seconds"] = time.perf_counter() - start
+    return torch.ops.seqbench_cells
+
+
+def _loops(cell: str) -> tuple:
+    """(forward, backward) step loops of `cell` ("masked_lstm", "gru" or "rnn") for `use_loops`' choice.
+
+    The backward loops take the Python loops' arguments, `block` included where they have one."""
+    forward_loop, backward_loop, takes_block = _PYTHON_LOOPS[cell]
+    kind = _STATE["loops"]
+    if kind == "compiled":
+        ops = compiled_ops()
+        if ops is not None:
+            forward, backward = getattr(ops, f"{cell}_forward"), getattr(ops, f"{cell}_backward")
+            if takes_block:  # the fused pass computes each step's local derivatives in place: no blocks
+                return forward, lambda *args: backward(*args[:-1])
+            return forward, backward
+        kind = "scripted"
+    if kind == "python":
+        return forward_loop, backward_loop
+    if cell not in _SCRIPTED:
+        _SCRIPTED[cell] = _scripted(forward_loop, backward_loop)
+    return _SCRIPTED[cell]
+
+
+def _scripted(forward_loop, backward_loop) -> tuple:
     """TorchScript takes the Python interpreter out of the step loops (a masked-LSTM training step
     1.2-1.5x faster than with the plain loops on a 2-core CPU; torch.compile of the loop did not
     finish compiling in 10 minutes). It is deprecated in recent torch, so any failure keeps the plain
     loops, which compute the same thing."""
-    plain = (forward_loop, backward_loop)
-    if not _STATE["scripted"]:
-        return plain
-    if plain not in _SCRIPTED:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                _SCRIPTED[plain] = (torch.jit.script(forward_loop), torch.jit.script(backward_loop))
-        except Exception:  # noqa: BLE001 - see the docstring
-            _SCRIPTED[plain] = plain
-    return _SCRIPTED[plain]
-
-
-def use_scripted_loops(enabled: bool) -> None:
-    """Choose TorchScript (default) or plain Python loops (same numbers; for tests and benchmarks)."""
-    _STATE["scripted"] = enabled
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.jit.script(forward_loop), torch.jit.script(backward_loop)
+    except Exception:  # noqa: BLE001 - see the docstring
+        return forward_loop, backward_loop
 
 
 class _MaskedLSTM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xw: Tensor, w_hh: Tensor, mask: Tensor) -> Tensor:
-        forward_loop, backward_loop = _loops(_masked_lstm_forward, _masked_lstm_backward)
+        forward_loop, backward_loop = _loops("masked_lstm")
         hs, cs, act, tcs = forward_loop(xw, w_hh, mask)
         ctx.backward_loop = backward_loop
         ctx.save_for_backward(w_hh, mask, hs, cs, act, tcs)
@@ -232,7 +321,7 @@ def _gru_backward(grad_hs: Tensor, hs: Tensor, rz: Tensor, ns: Tensor, hws: Tens
 class _GRUSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xw: Tensor, w_hh: Tensor, b_hh: Tensor, h0: Tensor) -> Tensor:
-        forward_loop, backward_loop = _loops(_gru_forward, _gru_backward)
+        forward_loop, backward_loop = _loops("gru")
         hs, rz, ns, hws = forward_loop(xw, w_hh, b_hh, h0)
         ctx.backward_loop = backward_loop
         ctx.save_for_backward(w_hh, hs, rz, ns, hws)
@@ -290,7 +379,7 @@ def _rnn_backward(grad_hs: Tensor, hs: Tensor, w_hh: Tensor) -> tuple[Tensor, Te
 class _RNNSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xw: Tensor, w_hh: Tensor, b_hh: Tensor, h0: Tensor) -> Tensor:
-        forward_loop, backward_loop = _loops(_rnn_forward, _rnn_backward)
+        forward_loop, backward_loop = _loops("rnn")
         hs = forward_loop(xw, w_hh, b_hh, h0)
         ctx.backward_loop = backward_loop
         ctx.save_for_backward(w_hh, hs)
@@ -309,6 +398,12 @@ def rnn_sequence(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tens
     steps, batch, _ = x.shape
     xw = torch.addmm(b_ih, x.reshape(steps * batch, -1), w_ih.t()).view(steps, batch, -1)
     return _RNNSequence.apply(xw, w_hh, b_hh, h0)
+
+
+# cell -> (forward loop, backward loop, whether the backward loop takes `block`)
+_PYTHON_LOOPS = {"masked_lstm": (_masked_lstm_forward, _masked_lstm_backward, True),
+                 "gru": (_gru_forward, _gru_backward, True),
+                 "rnn": (_rnn_forward, _rnn_backward, False)}
 
 
 def _own_loops_apply(module: nn.RNNBase, inputs, hx) -> bool:
