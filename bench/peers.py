@@ -283,8 +283,9 @@ def markdown(report: dict) -> str:
     built = report["compiled_loops"]
     lines += ["", (f"The C++ step loops of gru, stacked_gru and lstm_dropout (models/cells.cpp) are compiled once "
                    f"per machine: {built['cold_build_seconds']:.1f} s on an empty cache, then "
-                   f"{built['cached_load_seconds']:.2f} s for each later process to load them (the warm-up "
-                   "column runs with the cache built).")]
+                   f"{built['cached_load_seconds']:.2f} s for each later process to load them. The cache is keyed by "
+                   "source, flags, CPU and torch version, not by torch's location: the first process of another "
+                   "environment (here .venv-peers after .venv) rebuilds them once, inside its warm-up epoch.")]
     return "\n".join(lines) + "\n"
 
 
