@@ -149,6 +149,9 @@ def test_references_beside_ours(rendered):
     assert "SimpleRNN(32) + Dense(1)" in cta and "27,703" in cta
     assert re.search(r"ours (falls short|better) by \d+\.\d%", cta)
     assert "Also published (no comparable run here): 3 x SimpleRNN(32) + Dense(1) val mae 31,211" in cta
+    chars = page[page.index('<h3 id="dataset-shakespeare-next_char">'):]
+    assert "after 10 epochs over all 1M windows" in chars and "0.5513" in chars  # Geron's char-RNN
+    assert re.search(r"ours (falls short|better) by \d+\.\d%|on par", chars)
 
 
 # --- fast checks of the pieces ----------------------------------------------------------------------

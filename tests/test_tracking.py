@@ -107,10 +107,27 @@ def test_rerun_replaces_the_previous_run(store):
 
 def test_exception_marks_run_failed_and_propagates(store):
     layout, _ = store
-    with pytest.raises(ZeroDivisionError), _job(layout, model="gru"):
+    with pytest.raises(ZeroDivisionError), _job(layout, model="gru") as job:
+        job.log_epoch("h12", 1, 0.5, 0.7)
         1 / 0
     (run,) = _runs(layout)
     assert run.info.status == "FAILED"
+    assert run.data.metrics["h12/val_loss"] == 0.7  # the curve up to the failure is kept
+
+
+def test_epoch_curves_are_sent_in_batches(store, monkeypatch):
+    layout, _ = store
+    monkeypatch.setattr(tracking.JobRun, "FLUSH_SECONDS", 3600.0)
+    client = _client(layout)
+    with _job(layout) as job:
+        for epoch in (1, 2, 3):
+            job.log_epoch("h12", epoch, 1.0 / epoch, 2.0 / epoch)
+        assert client.get_metric_history(job.run_id, "h12/val_loss") == []  # not sent yet
+        monkeypatch.setattr(tracking.JobRun, "FLUSH_SECONDS", 0.0)
+        job.log_epoch("h12", 4, 0.25, 0.5)
+        assert [m.step for m in client.get_metric_history(job.run_id, "h12/val_loss")] == [1, 2, 3, 4]
+        job.log_epoch("h12", 5, 0.2, 0.4)
+    assert [m.value for m in client.get_metric_history(job.run_id, "h12/val_loss")] == [2.0, 1.0, 2 / 3, 0.5, 0.4]
 
 
 def test_missing_store_or_experiment_asks_for_tracking_init(tmp_path, store, monkeypatch):

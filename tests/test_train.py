@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -41,7 +42,7 @@ def smoke_params(params_dict: dict, **changes) -> dict:
     params_dict["jobs"] = params_dict["presets"]["smoke"]["jobs"]
     params_dict["jobs"]["text"] = {"datasets": ["imdb"], "models": ["bow_tfidf", "textcnn"]}
     params_dict["jobs"]["chars"] = {"datasets": ["shakespeare"], "models": ["char_gru"]}
-    params_dict["datasets"]["imdb"]["sequence_length"] = 40
+    params_dict["datasets"]["imdb"]["sequence_length"] = 32  # below the tiny reviews' longest (12-48 tokens)
     params_dict["datasets"]["shakespeare"]["sample_length"] = 50
     models = params_dict["models"]
     models["mlp"] = {"hidden": [16], "dropout": 0.3}  # dropout: the global RNG matters
@@ -62,13 +63,19 @@ def base(tmp_path_factory) -> Path:
     import rawdata
 
     root = tmp_path_factory.mktemp("base")
+    # the tiny raw files below, even where $SEQBENCH_MIRROR (searched first) points at the real data
+    saved_mirror = os.environ.pop("SEQBENCH_MIRROR", None)
     mirror = rawdata.make_mirror(tmp_path_factory.mktemp("mirror"), datasets=("imdb", "shakespeare"))
     params_dict = smoke_params(yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text()))
     params_dict["data"]["mirrors"] = [str(mirror)]
     params, layout = parse_params(params_dict), Layout(root)
-    for dataset in ("synthetic", "imdb", "shakespeare"):
-        for stage in (download, standardize, split, features):
-            stage.run(params, layout, dataset)
+    try:
+        for dataset in ("synthetic", "imdb", "shakespeare"):
+            for stage in (download, standardize, split, features):
+                stage.run(params, layout, dataset)
+    finally:
+        if saved_mirror is not None:
+            os.environ["SEQBENCH_MIRROR"] = saved_mirror
     (root / "params.yaml").write_text(yaml.safe_dump(params_dict, sort_keys=False))
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -269,7 +276,7 @@ def test_length_buckets_cover_every_text_once_and_do_not_change_predictions(proj
     train.run(params, layout, "imdb", "bow_unigram", 0, threads=1)  # builds the features
     feats = features.load_features(layout.features("imdb"))
     job = loop.make_job(params, "imdb", model_name, 0, feats, threads=1)
-    # the fixture cuts texts at 40 tokens: widths in multiples of 8 here (64 on the real data)
+    # the fixture cuts texts at 32 tokens: widths in multiples of 8 here (64 on the real data)
     entry = job.entry if job.entry.length_multiple == 1 else replace(job.entry, length_multiple=8)
     model = entry.build(feats.task, job.settings)
     trimmed = make_data(feats, feats.task, entry, job.device)
@@ -326,7 +333,8 @@ class LocalEntry(ModelEntry):
         return self.factory()
 
 
-def test_early_stopping_restores_the_best_weights(project):
+def test_early_stopping_restores_the_best_weights(project, monkeypatch):
+    monkeypatch.setattr(loop, "RESUME_SECONDS", 0.0)  # a resume snapshot after every epoch
     params, layout = project(**{"datasets.synthetic.training": {"batch_size": 32, "loss": "mse", "optimizer": "sgd",
                                                                 "lr": 0.05},
                                 "presets.smoke.max_epochs": 10, "presets.smoke.patience": 2})
@@ -347,6 +355,12 @@ def test_early_stopping_restores_the_best_weights(project):
     assert torch.equal(outcome.best_state["w"], snapshots[0]["model"]["w"])
     assert not torch.equal(outcome.best_state["w"], snapshots[-1]["model"]["w"])
     assert outcome.result["val"]["mse"] == pytest.approx(val_losses[0], rel=1e-6)  # evaluated with epoch-1 weights
+    assert [s["epoch"] for s in snapshots] == [1, 2, 3]
+    monkeypatch.setattr(loop, "RESUME_SECONDS", 3600.0)
+    snapshots.clear()
+    again = loop.fit_task(job, task, save=lambda state: snapshots.append(copy.deepcopy(state)))
+    assert [s["epoch"] for s in snapshots] == [1]  # then only once RESUME_SECONDS have passed
+    assert [r["val_loss"] for r in again.history] == val_losses  # saving less often changes nothing
     # the validation outputs kept from epoch 1 are those of the restored weights, computed again
     model = job.entry.build(task, job.settings)
     model.load_state_dict(outcome.best_state)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import time
 import warnings
 from pathlib import Path
 
@@ -136,9 +135,13 @@ def compiled_ops():
 
 
 def compiled_build_dir() -> Path:
-    """Where the C++ loops of this source, flags, CPU and torch version are built and cached."""
+    """Where the C++ loops of this source, flags, CPU and torch install are built and cached.
+
+    The torch install's location is part of the key: two environments (the project's and bench-peers')
+    linking the same cache folder against different libtorch copies would rebuild it in turn."""
     key = hashlib.sha256(b"\0".join([_SOURCE.read_bytes(), " ".join(_CFLAGS).encode(), _cpu_signature().encode(),
-                                      torch.__version__.encode()])).hexdigest()[:16]
+                                      torch.__version__.encode(), str(Path(torch.__file__).resolve().parent).encode()]
+                                     )).hexdigest()[:16]
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions")
     return root / f"seqbench_cells_{key}"
 
@@ -148,7 +151,6 @@ def _build_compiled_ops():
     from torch.utils import cpp_extension
 
     build_dir = compiled_build_dir()
-    start = time.perf_counter()
     try:
         build_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(build_dir / "seqbench.lock"):  # released by the OS if its holder dies
@@ -163,10 +165,9 @@ def _build_compiled_ops():
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = " | ".join([line for line in lines if "error" in line.lower()][:3] or lines[-1:])
         warnings.warn(f"seqbench: the C++ step loops ({_SOURCE}) could not be built in {build_dir} "
-                      f"({type(exc).__name__}: {reason}); training uses the TorchScript loops (same numbers, "
-                      "slower). Install a C++ compiler and ninja to get them.", stacklevel=3)
+                      f"({type(exc).__name__}: {reason}); training uses the TorchScript loops (the same "
+                      "recurrences, equal to rounding, and slower). Install a C++ compiler and ninja to get them.", stacklevel=3)
         return None
-    _COMPILED["load_seconds"] = time.perf_counter() - start
     return torch.ops.seqbench_cells
 
 
