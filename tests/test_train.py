@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -63,19 +62,16 @@ def base(tmp_path_factory) -> Path:
     import rawdata
 
     root = tmp_path_factory.mktemp("base")
-    # the tiny raw files below, even where $SEQBENCH_MIRROR (searched first) points at the real data
-    saved_mirror = os.environ.pop("SEQBENCH_MIRROR", None)
     mirror = rawdata.make_mirror(tmp_path_factory.mktemp("mirror"), datasets=("imdb", "shakespeare"))
     params_dict = smoke_params(yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text()))
     params_dict["data"]["mirrors"] = [str(mirror)]
     params, layout = parse_params(params_dict), Layout(root)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        # the tiny raw files above, even where $SEQBENCH_MIRROR (searched first) points at the real data
+        patch.delenv("SEQBENCH_MIRROR", raising=False)
         for dataset in ("synthetic", "imdb", "shakespeare"):
             for stage in (download, standardize, split, features):
                 stage.run(params, layout, dataset)
-    finally:
-        if saved_mirror is not None:
-            os.environ["SEQBENCH_MIRROR"] = saved_mirror
     (root / "params.yaml").write_text(yaml.safe_dump(params_dict, sort_keys=False))
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
