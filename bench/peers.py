@@ -281,11 +281,11 @@ def markdown(report: dict) -> str:
     lines += ["", ("FLOPs counted: gate matmuls only, 2 x gates x units x (inputs + units) per step and layer "
                    "(LSTM 4 gates, GRU 3), x 120 steps x windows; a training step = 3 x the forward FLOPs.")]
     built = report["compiled_loops"]
-    lines += ["", (f"The C++ step loops of gru, stacked_gru and lstm_dropout (models/cells.cpp) are compiled once "
-                   f"per machine: {built['cold_build_seconds']:.1f} s on an empty cache, then "
-                   f"{built['cached_load_seconds']:.2f} s for each later process to load them. The cache is keyed by "
-                   "source, flags, CPU and torch version, not by torch's location: the first process of another "
-                   "environment (here .venv-peers after .venv) rebuilds them once, inside its warm-up epoch.")]
+    lines += ["", (f"The C++ step loops of the lstm, gru, stacked_gru and lstm_dropout rows (models/cells.cpp) are "
+                   f"compiled once per machine and torch install: {built['cold_build_seconds']:.1f} s on an empty "
+                   f"cache, then {built['cached_load_seconds']:.2f} s for each later process to load them "
+                   "(the warm-up column includes any build). With 2 or more threads, each thread runs the whole "
+                   "time loop over its own rows of the batch.")]
     return "\n".join(lines) + "\n"
 
 

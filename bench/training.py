@@ -15,8 +15,8 @@ standardize, split and features in a temporary project (kept in --work to reuse)
      batches per epoch is the epoch estimate least disturbed by other work on a shared machine.
 Parameter-free models (naive, seasonal_naive) are timed on inference instead of training. Two extra
 variants price recurrent dropout: lstm_dropout against the same LSTM without any dropout and against
-nn.LSTM (`lstm` with the same units); the brief asks for at most 2x. Writes reports/bench/training.json
-and reports/bench/training.md.
+`lstm` with the same units (cells.LSTM: the same C++ loops without a mask); the brief asks for at most
+2x. Writes reports/bench/training.json and reports/bench/training.md.
 """
 
 from __future__ import annotations

@@ -72,9 +72,9 @@ class MaskedLSTM(nn.Module):
 
 
 @needs_compiler
-@pytest.mark.parametrize("build", [lambda: cells.GRU(5, 7, batch_first=True),
+@pytest.mark.parametrize("build", [lambda: cells.LSTM(5, 7, batch_first=True), lambda: cells.GRU(5, 7, batch_first=True),
                                    lambda: cells.RNN(5, 7, batch_first=True), MaskedLSTM],
-                         ids=["gru", "rnn", "masked_lstm"])
+                         ids=["lstm", "gru", "rnn", "masked_lstm"])
 def test_compiled_float32_recurrences_are_as_accurate_as_the_scripted_ones(build):
     torch.manual_seed(0)
     module = build()
@@ -139,3 +139,38 @@ def test_a_build_baton_left_by_a_killed_process_does_not_block_the_next_build(tm
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "built"
     assert "trains like nn.GRU: True" in result.stdout.splitlines()
+
+
+@needs_compiler
+@pytest.mark.parametrize("split", [False, True], ids=["one-block", "two-blocks"])
+def test_the_aten_gemm_fallback_gives_the_numbers_of_the_blas_calls(split):
+    """Where torch's library exports no BLAS GEMM, the loops multiply through at::mm_out on views with the
+    same leading dimensions ($SEQBENCH_ATEN_GEMM takes that path here). Both match nn's modules in float64,
+    with 20 rows split over two threads' blocks or not."""
+    script = (
+        "import torch\n"
+        "from seqbench.models import cells\n"
+        f"torch.set_num_threads({2 if split else 1})\n"
+        "torch.manual_seed(0)\n"
+        "worst = 0.0\n"
+        "for cell, reference in ((cells.LSTM, torch.nn.LSTM), (cells.GRU, torch.nn.GRU), (cells.RNN, torch.nn.RNN)):\n"
+        "    ref = reference(4, 6, num_layers=2, batch_first=True).double()\n"
+        "    own = cell(4, 6, num_layers=2, batch_first=True).double()\n"
+        "    own.load_state_dict(ref.state_dict())\n"
+        "    x = torch.randn(20, 7, 4, dtype=torch.float64, requires_grad=True)\n"
+        "    outs = [m(x)[0] for m in (own, ref)]\n"
+        "    grads = [torch.autograd.grad((o * o).sum(), [x, *m.parameters()]) for o, m in zip(outs, (own, ref))]\n"
+        "    worst = max([worst, (outs[0] - outs[1]).abs().max().item()]\n"
+        "                + [(a - b).abs().max().item() for a, b in zip(*grads)])\n"
+        "print(cells.compiled_ops().calls_blas(), worst)\n"
+    )
+    errors = {}
+    for name, extra in (("blas", {}), ("aten", {"SEQBENCH_ATEN_GEMM": "1"})):
+        env = {key: value for key, value in os.environ.items() if key != "SEQBENCH_ATEN_GEMM"}
+        result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True,
+                                env={**env, **extra}, timeout=300)
+        assert result.returncode == 0, result.stderr
+        calls_blas, worst = result.stdout.split()[-2:]
+        assert calls_blas == str(name == "blas")
+        errors[name] = float(worst)
+    assert errors["blas"] < 1e-12 and errors["aten"] < 1e-12, errors

@@ -345,7 +345,7 @@ def test_lstm_dropout_draws_one_mask_per_sequence_and_uses_it_at_every_step():
     assert not torch.allclose(out, model.head(model.lstm(x)[0][:, -1]), atol=1e-3)
 
 
-# --- cells.GRU: nn.GRU with the same numbers, faster on CPU -----------------------------------------
+# --- cells.LSTM, GRU and RNN: nn's modules with the same numbers, faster on CPU ------------------------
 
 def graph_nodes(tensor: torch.Tensor) -> set[str]:
     """Names of the autograd nodes behind `tensor`: which implementation computed it."""
@@ -361,13 +361,18 @@ def graph_nodes(tensor: torch.Tensor) -> set[str]:
 
 
 def forward_backward(module: nn.Module, x: torch.Tensor, cotangent: torch.Tensor, seed: int):
+    """-> (outputs, final states as a tuple, gradients of x and every parameter). The cotangent weighs
+    every step's output, and the final states enter the loss too (an LSTM's c_n included)."""
     torch.manual_seed(seed)  # the inter-layer dropout masks
     out, state = module(x)
-    grads = torch.autograd.grad(out, [x, *module.parameters()], cotangent)
-    return out, state, grads
+    states = state if isinstance(state, tuple) else (state,)
+    loss = (out * cotangent).sum() + sum((s * (k + 1.5)).sum() for k, s in enumerate(states))
+    grads = torch.autograd.grad(loss, [x, *module.parameters()])
+    return out, states, grads
 
 
-OWN_LOOPS = [pytest.param(cells.GRU, nn.GRU, "_GRUSequenceBackward", id="gru"),
+OWN_LOOPS = [pytest.param(cells.LSTM, nn.LSTM, "_LSTMLayerBackward", id="lstm"),
+             pytest.param(cells.GRU, nn.GRU, "_GRUSequenceBackward", id="gru"),
              pytest.param(cells.RNN, nn.RNN, "_RNNSequenceBackward", id="rnn")]
 
 
@@ -377,38 +382,56 @@ OWN_LOOPS = [pytest.param(cells.GRU, nn.GRU, "_GRUSequenceBackward", id="gru"),
                          [("compiled", cells.BLOCK_ELEMENTS), ("scripted", cells.BLOCK_ELEMENTS),
                           ("python", cells.BLOCK_ELEMENTS), ("python", 3 * 18 * 2)],
                          ids=["compiled", "torchscript", "python-one-block", "python-2-step-blocks"])
-def test_gru_and_rnn_train_through_their_own_recurrences_with_nn_numbers(monkeypatch, cell, reference_cell, node,
-                                                                         layers, dropout, loops, block_elements):
-    monkeypatch.setattr(cells, "BLOCK_ELEMENTS", block_elements)  # GRU: (B, 3H) = 3 x 18 per step
+@pytest.mark.parametrize("batch", [3, 20], ids=["3-rows", "20-rows"])
+def test_lstm_gru_and_rnn_train_through_their_own_recurrences_with_nn_numbers(
+        monkeypatch, cell, reference_cell, node, layers, dropout, loops, block_elements, batch):
+    # GRU: (B, 3H) = 3 x 18 per step. With 2 threads, the C++ loops split 20 rows into two blocks, one
+    # per thread (each block's own weight-gradient sums); 3 rows stay one block.
+    monkeypatch.setattr(cells, "BLOCK_ELEMENTS", block_elements)
     cells.use_loops(loops)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
     try:
         gen = torch.Generator().manual_seed(0)
         reference = reference_cell(4, 6, num_layers=layers, dropout=dropout, batch_first=True).double()
         own = cell(4, 6, num_layers=layers, dropout=dropout, batch_first=True).double()
         own.load_state_dict(reference.state_dict())
-        x = torch.randn(3, 7, 4, generator=gen, dtype=torch.float64, requires_grad=True)
-        cotangent = torch.randn(3, 7, 6, generator=gen, dtype=torch.float64)  # a gradient at every step
-        out, h_n, grads = forward_backward(own, x, cotangent, seed=5)
-        want, want_h_n, want_grads = forward_backward(reference, x, cotangent, seed=5)
-        assert node in graph_nodes(out)  # not nn.GRU's or nn.RNN's path
+        x = torch.randn(batch, 7, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+        cotangent = torch.randn(batch, 7, 6, generator=gen, dtype=torch.float64)  # a gradient at every step
+        out, states, grads = forward_backward(own, x, cotangent, seed=5)
+        want, want_states, want_grads = forward_backward(reference, x, cotangent, seed=5)
+        assert node in graph_nodes(out)  # not nn.LSTM's, nn.GRU's or nn.RNN's path
         assert torch.allclose(out, want, atol=1e-12)
-        assert torch.allclose(h_n, want_h_n, atol=1e-12)  # (layers, B, H)
+        assert all(torch.allclose(s, w, atol=1e-12) for s, w in zip(states, want_states, strict=True))  # (layers, B, H)
         assert all(torch.allclose(g, w, atol=1e-12) for g, w in zip(grads, want_grads, strict=True))
         if dropout:  # the same seed drew the same inter-layer masks; another seed draws others
             assert not torch.allclose(forward_backward(own, x, cotangent, seed=6)[0], want, atol=1e-3)
+    finally:
+        torch.set_num_threads(threads)
+        cells.use_loops("compiled")
+
+
+def test_the_torchscript_loops_really_are_scripted():
+    """A loop TorchScript cannot compile falls back to plain Python silently (same numbers, slower): the
+    tests above would not notice."""
+    cells.use_loops("scripted")
+    try:
+        for cell in ("lstm", "gru", "rnn"):
+            assert all(isinstance(loop, torch.jit.ScriptFunction) for loop in cells._loops(cell)), cell
     finally:
         cells.use_loops("compiled")
 
 
 @pytest.mark.parametrize(("cell", "reference_cell", "node"), OWN_LOOPS)
-def test_gru_and_rnn_are_nn_modules_outside_cpu_training(cell, reference_cell, node):
+def test_lstm_gru_and_rnn_are_nn_modules_outside_cpu_training(cell, reference_cell, node):
     module = cell(4, 6, batch_first=True)
     x = torch.randn(3, 7, 4)
     with torch.no_grad():
         out, _ = module(x)
     assert torch.equal(out, reference_cell.forward(module, x)[0])
     h0 = torch.zeros(1, 3, 6)
-    assert node not in graph_nodes(module(x, h0)[0])  # a given state: nn's path
+    given = (h0, h0) if cell is cells.LSTM else h0
+    assert node not in graph_nodes(module(x, given)[0])  # a given state: nn's path
     assert node in graph_nodes(module(x)[0])
 
 

@@ -1,8 +1,8 @@
 """Recurrent models: every forecaster of Chollet ch. 10 / Geron ch. 15, and the builders of the text
 (Chollet ch. 11) and character (Geron ch. 16) RNNs, whose modules live in `text_recurrent`.
 
-Fused nn.LSTM (oneDNN on CPU), `cells.GRU` and `cells.RNN` (nn.GRU and nn.RNN with the same parameters
-and numbers that train on CPU through hand-written recurrences); lstm_dropout trains through
+`cells.LSTM`, `cells.GRU` and `cells.RNN` (nn.LSTM, nn.GRU and nn.RNN with the same parameters and
+numbers that train on CPU through hand-written recurrences); lstm_dropout trains through
 `cells.masked_lstm`.
 """
 
@@ -12,12 +12,12 @@ import torch
 from torch import Tensor, nn
 
 from seqbench.models import settings as S
-from seqbench.models.cells import GRU, RNN, masked_lstm
+from seqbench.models.cells import GRU, LSTM, RNN, masked_lstm
 from seqbench.models.common import ForecastHead, check_lookback, keras_init_
 from seqbench.models.text_recurrent import CharRNN, EmbeddingBiLSTM, OneHotBiLSTM
 from seqbench.tasks import CharTask, ForecastTask, TextTask
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": RNN, "gru": GRU, "lstm": nn.LSTM}
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
 
 
 def last_output(out: Tensor, bidirectional: bool) -> Tensor:
@@ -158,4 +158,4 @@ def build_char_gru(task: CharTask, settings: S.CharRNNSettings) -> nn.Module:
 
 
 def build_char_lstm(task: CharTask, settings: S.CharRNNSettings) -> nn.Module:
-    return CharRNN(nn.LSTM, task.vocab_size, settings.embed_dim, settings.units)
+    return CharRNN(LSTM, task.vocab_size, settings.embed_dim, settings.units)
