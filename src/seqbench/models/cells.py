@@ -447,9 +447,10 @@ _PYTHON_LOOPS = {"lstm": (_lstm_forward, _lstm_backward, True),
 
 def _own_loops_apply(module: nn.RNNBase, inputs, hx) -> bool:
     """Whether a call of an LSTM, GRU or RNN here trains through the loops here: CPU training of an
-    unpacked batch from a zero state, one direction, with biases, outside autocast."""
+    unpacked batch from a zero state, one direction, with biases and float32 or float64 weights (the
+    loops' types), outside autocast."""
     return (torch.is_grad_enabled() and hx is None and not module.bidirectional and module.bias
-            and not getattr(module, "proj_size", 0)
+            and not getattr(module, "proj_size", 0) and module.weight_hh_l0.dtype in (torch.float32, torch.float64)
             and isinstance(inputs, Tensor) and inputs.dim() == 3 and inputs.device.type == "cpu"
             and not torch.is_autocast_enabled("cpu"))
 
