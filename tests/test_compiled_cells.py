@@ -58,7 +58,8 @@ def max_error(float32, float64) -> float:
 
 
 class MaskedLSTM(nn.Module):
-    """masked_lstm with a fixed mask, as a module returning (outputs, None) like nn.LSTM."""
+    """masked_lstm with a fixed mask, as a module returning (outputs, last output) like nn.LSTM's
+    (outputs, state)."""
 
     def __init__(self):
         super().__init__()
@@ -68,7 +69,7 @@ class MaskedLSTM(nn.Module):
     def forward(self, x):
         lstm = self.lstm
         return cells.masked_lstm(x, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0,
-                                 self.mask), None
+                                 self.mask)
 
 
 @needs_compiler

@@ -316,15 +316,25 @@ def test_masked_lstm_matches_its_step_by_step_definition_with_gradients(loops):
         lstm = nn.LSTM(4, 6, batch_first=True).double()
         mask = torch.bernoulli(torch.full((3, 6), 0.7, dtype=torch.float64), generator=gen) / 0.7
         inputs = (x, *lstm_weights(lstm))
-        got = cells.masked_lstm(*inputs, mask)
+        got, got_last = cells.masked_lstm(*inputs, mask)
         want = cells.reference_masked_lstm(*inputs, mask)
         assert torch.allclose(got, want, atol=1e-12)
+        assert torch.equal(got_last, got[:, -1])
         cotangent = torch.randn(got.shape, generator=gen, dtype=torch.float64)  # a gradient at every step
-        grads = torch.autograd.grad(got, inputs, cotangent)
-        ref_grads = torch.autograd.grad(want, inputs, cotangent)
+        last_cotangent = torch.randn(got_last.shape, generator=gen, dtype=torch.float64)
+        ref_loss = (want * cotangent).sum() + (want[:, -1] * last_cotangent).sum()
+        ref_grads = torch.autograd.grad(ref_loss, inputs, retain_graph=True)
+        # the outputs and the separate last output both used
+        grads = torch.autograd.grad((got * cotangent).sum() + (got_last * last_cotangent).sum(), inputs,
+                                    retain_graph=True)
         assert all(torch.allclose(g, r, atol=1e-12) for g, r in zip(grads, ref_grads, strict=True))
+        for used, reference_used in ((got, want), (got_last, want[:, -1])):  # one output alone: the other's
+            weights = torch.randn(used.shape, generator=gen, dtype=torch.float64)  # gradient is None
+            grads = torch.autograd.grad((used * weights).sum(), inputs, retain_graph=True)
+            ref_grads = torch.autograd.grad((reference_used * weights).sum(), inputs, retain_graph=True)
+            assert all(torch.allclose(g, r, atol=1e-12) for g, r in zip(grads, ref_grads, strict=True))
         ones = torch.ones(3, 6, dtype=torch.float64)  # no mask: exactly nn.LSTM
-        assert torch.allclose(cells.masked_lstm(*inputs, ones), lstm(x)[0], atol=1e-12)
+        assert torch.allclose(cells.masked_lstm(*inputs, ones)[0], lstm(x)[0], atol=1e-12)
     finally:
         cells.use_loops("compiled")
 
@@ -419,6 +429,38 @@ def test_the_torchscript_loops_really_are_scripted():
         for cell in ("lstm", "gru", "rnn"):
             assert all(isinstance(loop, torch.jit.ScriptFunction) for loop in cells._loops(cell)), cell
     finally:
+        cells.use_loops("compiled")
+
+
+@pytest.mark.parametrize(("cell", "reference_cell", "node"), OWN_LOOPS)
+@pytest.mark.parametrize("loops", cells.LOOP_KINDS)
+@pytest.mark.parametrize("used", ["final state", "outputs"])
+def test_a_gradient_at_the_final_state_alone_or_at_the_outputs_alone_gives_nns_gradients(
+        cell, reference_cell, node, loops, used):
+    """The forecasters read only h_n, so autograd passes the layers no output gradient at all (not even
+    zeros); seq2seq and the char models read only the outputs."""
+    cells.use_loops(loops)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        gen = torch.Generator().manual_seed(1)
+        reference = reference_cell(4, 6, num_layers=2, batch_first=True).double()
+        own = cell(4, 6, num_layers=2, batch_first=True).double()
+        own.load_state_dict(reference.state_dict())
+        x = torch.randn(20, 7, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+        weights = torch.randn((2, 20, 6) if used == "final state" else (20, 7, 6), generator=gen, dtype=torch.float64)
+
+        def gradients(module):
+            out, state = module(x)
+            h_n = state[0] if isinstance(state, tuple) else state  # (layers, B, H)
+            return torch.autograd.grad(((h_n if used == "final state" else out) * weights).sum(),
+                                       [x, *module.parameters()])
+
+        assert node in graph_nodes(own(x)[0])
+        got, want = gradients(own), gradients(reference)
+        assert all(torch.allclose(g, w, atol=1e-12) for g, w in zip(got, want, strict=True))
+    finally:
+        torch.set_num_threads(threads)
         cells.use_loops("compiled")
 
 

@@ -149,6 +149,29 @@ void over_row_blocks(int64_t batch, const Loop& loop) {
   });
 }
 
+// The backward loops' weight and bias gradients: zeroed partial sums (threads, *shape), one slot per
+// thread, so that a block's sums never race with another's; the caller sums over dim 0.
+at::Tensor per_thread_sums(at::IntArrayRef shape, const at::TensorOptions& options) {
+  std::vector<int64_t> sizes{at::get_num_threads()};
+  sizes.insert(sizes.end(), shape.begin(), shape.end());
+  return at::zeros(sizes, options);
+}
+
+// This thread's slot of per_thread_sums
+int64_t thread_slot(const at::Tensor& sums, const char* op) {
+  const int64_t slot = at::get_thread_num();
+  TORCH_CHECK(slot < sums.size(0), op, ": thread ", slot, " of ", sums.size(0));
+  return slot;
+}
+
+// The gradient flowing into the last step from after the sequence: grad_h, the gradient at the final
+// state, returned by the layers apart from the outputs so that a model reading only the final state
+// (most forecasters) does not make autograd fill a (T, B, H) gradient with zeros.
+at::Tensor final_state_gradient(const at::Tensor& grad_h, int64_t batch, int64_t hidden, const at::Tensor& like) {
+  TORCH_CHECK(grad_h.dim() == 2 && grad_h.size(0) == batch && grad_h.size(1) == hidden, "grad_h must be (B, H)");
+  return grad_h.to(like.options()).contiguous().clone();
+}
+
 // The per-step element passes are separate noexcept functions on raw pointers: inside the dispatch
 // lambdas (which hold tensors that may throw) the compiler does not vectorize them.
 
@@ -287,8 +310,9 @@ void gru_backward_rows(const T* grad, Strides gs, const T* x, Strides xs, const 
   }
 }
 
-// -> d x (T, B, F) (empty unless need_dx), d W_ih (3H, F), d W_hh (3H, H), d b_ih, d b_hh (3H), d h0 (B, H)
-std::vector<at::Tensor> gru_backward(const at::Tensor& grad_hs, const at::Tensor& x, const at::Tensor& w_ih,
+// grad_h (B, H): the gradient at the last state. -> d x (T, B, F) (empty unless need_dx), d W_ih (3H, F),
+// d W_hh (3H, H), d b_ih, d b_hh (3H), d h0 (B, H)
+std::vector<at::Tensor> gru_backward(const at::Tensor& grad_hs, const at::Tensor& grad_h, const at::Tensor& x, const at::Tensor& w_ih,
                                      const at::Tensor& w_hh, const at::Tensor& hs, const at::Tensor& rz,
                                      const at::Tensor& ns, const at::Tensor& hw_n, bool need_dx) {
   check_rows(grad_hs, "grad_hs");
@@ -297,17 +321,14 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& grad_hs, const at::Tensor
   const Strides gs{grad_hs.stride(0), grad_hs.stride(1)}, xs{x.stride(0), x.stride(1)};
   const at::Tensor weight_ih = w_ih.contiguous(), weight_hh = w_hh.contiguous();
   at::Tensor dx = need_dx ? at::empty({steps, batch, features}, x.options()) : at::empty({0}, x.options());
-  at::Tensor dh_next = at::zeros({batch, hidden}, grad_hs.options());
-  // one slot of partial sums per thread: a block's sums never race with another's
-  const int64_t slots = at::get_num_threads();
-  at::Tensor g_w_ih = at::zeros({slots, 3 * hidden, features}, x.options());
-  at::Tensor g_w_hh = at::zeros({slots, 3 * hidden, hidden}, x.options());
-  at::Tensor g_b = at::zeros({slots, 2, 3 * hidden}, x.options());
+  at::Tensor dh_next = final_state_gradient(grad_h, batch, hidden, x);
+  at::Tensor g_w_ih = per_thread_sums({3 * hidden, features}, x.options());
+  at::Tensor g_w_hh = per_thread_sums({3 * hidden, hidden}, x.options());
+  at::Tensor g_b = per_thread_sums({2, 3 * hidden}, x.options());
   AT_DISPATCH_FLOATING_TYPES(grad_hs.scalar_type(), "gru_backward", [&] {
     scalar_t* d_x = need_dx ? dx.data_ptr<scalar_t>() : nullptr;
     over_row_blocks(batch, [&](int64_t begin, int64_t end) {
-      const int64_t slot = at::get_thread_num();
-      TORCH_CHECK(slot < slots, "gru_backward: thread ", slot, " of ", slots);
+      const int64_t slot = thread_slot(g_w_ih, "gru_backward");
       gru_backward_rows(grad_hs.data_ptr<scalar_t>(), gs, x.data_ptr<scalar_t>(), xs, weight_ih.data_ptr<scalar_t>(),
                         weight_hh.data_ptr<scalar_t>(), hs.data_ptr<scalar_t>(), rz.data_ptr<scalar_t>(),
                         ns.data_ptr<scalar_t>(), hw_n.data_ptr<scalar_t>(), dh_next.data_ptr<scalar_t>(), d_x,
@@ -332,10 +353,15 @@ void rnn_step(T* __restrict__ h, const T* __restrict__ b_hh, const T* __restrict
   }
 }
 
+// grad's rows grad_row elements apart; the others (batch, hidden) contiguous
 template <typename T>
-void rnn_step_backward(const T* __restrict__ grad, const T* __restrict__ dh_next, const T* __restrict__ h,
-                       T* __restrict__ d_pre, int64_t count) noexcept {
-  for (int64_t i = 0; i < count; ++i) d_pre[i] = (grad[i] + dh_next[i]) * (1 - h[i] * h[i]);
+void rnn_step_backward(const T* __restrict__ grad, int64_t grad_row, const T* __restrict__ dh_next,
+                       const T* __restrict__ h, T* __restrict__ d_pre, int64_t batch, int64_t hidden) noexcept {
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* gb = grad + b * grad_row;
+    const int64_t o = b * hidden;
+    for (int64_t k = 0; k < hidden; ++k) d_pre[o + k] = (gb[k] + dh_next[o + k]) * (1 - h[o + k] * h[o + k]);
+  }
 }
 
 at::Tensor rnn_forward(const at::Tensor& xw, const at::Tensor& w_hh, const at::Tensor& b_hh, const at::Tensor& h0) {
@@ -362,13 +388,15 @@ at::Tensor rnn_forward(const at::Tensor& xw, const at::Tensor& w_hh, const at::T
   return hs;
 }
 
-// -> the gradient of the pre-activations (T, B, H) and d h0 (B, H)
-std::tuple<at::Tensor, at::Tensor> rnn_backward(const at::Tensor& grad_hs, const at::Tensor& hs,
-                                                const at::Tensor& w_hh) {
-  check_cpu_contiguous(grad_hs, "grad_hs");
+// grad_h (B, H): the gradient at the last state. -> the gradient of the pre-activations (T, B, H) and
+// d h0 (B, H)
+std::tuple<at::Tensor, at::Tensor> rnn_backward(const at::Tensor& grad_hs, const at::Tensor& grad_h,
+                                                const at::Tensor& hs, const at::Tensor& w_hh) {
+  check_rows(grad_hs, "grad_hs");
   const int64_t steps = grad_hs.size(0), batch = grad_hs.size(1), hidden = grad_hs.size(2);
-  at::Tensor d_pre = at::empty_like(grad_hs);
-  at::Tensor dh_next = at::zeros({batch, hidden}, grad_hs.options());
+  const Strides gs{grad_hs.stride(0), grad_hs.stride(1)};
+  at::Tensor d_pre = at::empty({steps, batch, hidden}, hs.options());
+  at::Tensor dh_next = final_state_gradient(grad_h, batch, hidden, hs);
   const at::Tensor weight = w_hh.contiguous();  // (H, H)
   const int64_t h_size = batch * hidden;
   AT_DISPATCH_FLOATING_TYPES(grad_hs.scalar_type(), "rnn_backward", [&] {
@@ -380,8 +408,8 @@ std::tuple<at::Tensor, at::Tensor> rnn_backward(const at::Tensor& grad_hs, const
     over_row_blocks(batch, [&](int64_t begin, int64_t end) {
       const int64_t o = begin * hidden;
       for (int64_t t = steps - 1; t >= 0; --t) {
-        rnn_step_backward(g + t * h_size + o, dh + o, h + (t + 1) * h_size + o, d + t * h_size + o,
-                          (end - begin) * hidden);
+        rnn_step_backward(g + t * gs.step + begin * gs.row, gs.row, dh + o, h + (t + 1) * h_size + o,
+                          d + t * h_size + o, end - begin, hidden);
         gemm(d + t * h_size + o, w, dh + o, end - begin, hidden, hidden, scalar_t(0));
       }
     });
@@ -418,10 +446,9 @@ void lstm_step(T* __restrict__ a, const T* __restrict__ bias, const T* __restric
   }
 }
 
-// dh = grad + d h_in (times the mask) -> d gates (B, 4H); dc_next (B, H) updated in place
-template <typename T, bool kMasked>
-void lstm_step_backward(const T* __restrict__ grad, int64_t grad_row, const T* __restrict__ dh_in,
-                        const T* __restrict__ mask,
+// dh = grad + dh_next -> d gates (B, 4H); dc_next (B, H) updated in place
+template <typename T>
+void lstm_step_backward(const T* __restrict__ grad, int64_t grad_row, const T* __restrict__ dh_next,
                         const T* __restrict__ a, const T* __restrict__ c_prev, const T* __restrict__ tc,
                         T* __restrict__ dc_next, T* __restrict__ d, int64_t batch, int64_t hidden) noexcept {
   for (int64_t b = 0; b < batch; ++b) {
@@ -430,9 +457,7 @@ void lstm_step_backward(const T* __restrict__ grad, int64_t grad_row, const T* _
     const int64_t o = b * hidden;
     for (int64_t k = 0; k < hidden; ++k) {
       const T i = ab[k], f = ab[hidden + k], og = ab[2 * hidden + k], g = ab[3 * hidden + k];
-      T dh = dh_in[o + k];
-      if constexpr (kMasked) dh *= mask[o + k];
-      dh += grad[b * grad_row + k];
+      const T dh = dh_next[o + k] + grad[b * grad_row + k];
       const T dc = dc_next[o + k] + dh * og * (1 - tc[o + k] * tc[o + k]);
       db[k] = dc * g * (i - i * i);
       db[hidden + k] = dc * c_prev[o + k] * (f - f * f);
@@ -499,16 +524,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_forward(const at
 // gradients accumulate step by step, [d W_ih, d W_hh] += d^T [x_t, h_in] in one GEMM, into this thread's
 // own (4H, F + H) and (4H) partial sums while each step's d gates is in cache, instead of in (T x B)-deep
 // products over a (T, B, 4H) buffer afterwards.
+// dh_next (B, H) holds the gradient at the last state on entry.
 template <typename T, bool kMasked>
 void lstm_backward_rows(const T* grad, Strides gs, const T* x, Strides xs, const T* w, const T* mask, const T* h,
-                        const T* c, const T* a, const T* tc, T* dh_in, T* dc_next, T* dx, T* g_w, T* g_b,
+                        const T* c, const T* a, const T* tc, T* dh_next, T* dc_next, T* dx, T* g_w, T* g_b,
                         int64_t steps, int64_t batch, int64_t features, int64_t hidden, int64_t begin, int64_t end) {
   const int64_t rows = end - begin, h_size = batch * hidden, o = begin * hidden, width = features + hidden;
   std::vector<T> d(rows * 4 * hidden), xh(rows * width);
   for (int64_t t = steps - 1; t >= 0; --t) {
-    lstm_step_backward<T, kMasked>(grad + t * gs.step + begin * gs.row, gs.row, dh_in + o, mask + (kMasked ? o : 0),
-                                   a + t * 4 * h_size + 4 * o, c + t * h_size + o, tc + t * h_size + o, dc_next + o,
-                                   d.data(), rows, hidden);
+    lstm_step_backward(grad + t * gs.step + begin * gs.row, gs.row, dh_next + o, a + t * 4 * h_size + 4 * o,
+                       c + t * h_size + o, tc + t * h_size + o, dc_next + o, d.data(), rows, hidden);
     copy_rows(x + t * xs.step + begin * xs.row, xs.row, xh.data(), width, rows, features);
     const T* h_t = h + t * h_size + o;  // what W_hh saw at step t: h_{t-1} (times the mask); zero at t = 0
     for (int64_t r = 0; r < rows; ++r) {
@@ -521,16 +546,20 @@ void lstm_backward_rows(const T* grad, Strides gs, const T* x, Strides xs, const
       gemm(d.data(), 4 * hidden, false, w, width, false, dx + (t * batch + begin) * features, features, rows, features,
            4 * hidden, T(0));
     }
-    if (t > 0) {  // d h_in of step t - 1 = d W_hh; the zero state before the first step needs none
-      gemm(d.data(), 4 * hidden, false, w + features, width, false, dh_in + o, hidden, rows, hidden, 4 * hidden, T(0));
+    if (t > 0) {  // dh of step t - 1 = d W_hh (times the mask); the zero state before the first step needs none
+      T* dh = dh_next + o;
+      gemm(d.data(), 4 * hidden, false, w + features, width, false, dh, hidden, rows, hidden, 4 * hidden, T(0));
+      if constexpr (kMasked) {
+        for (int64_t i = 0; i < rows * hidden; ++i) dh[i] *= mask[o + i];
+      }
     }
   }
 }
 
-// grad_c (B, H): the gradient at the last cell state. -> d x (T, B, F) (empty unless need_dx),
+// grad_h and grad_c (B, H): the gradients at the last state. -> d x (T, B, F) (empty unless need_dx),
 // d W_ih (4H, F), d W_hh (4H, H), d bias (4H)
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_backward(
-    const at::Tensor& grad_hs, const at::Tensor& grad_c, const at::Tensor& x, const at::Tensor& w_ih,
+    const at::Tensor& grad_hs, const at::Tensor& grad_h, const at::Tensor& grad_c, const at::Tensor& x, const at::Tensor& w_ih,
     const at::Tensor& w_hh, const std::optional<at::Tensor>& mask_in, const at::Tensor& hs, const at::Tensor& cs,
     const at::Tensor& act, const at::Tensor& tcs, bool need_dx) {
   check_rows(grad_hs, "grad_hs");
@@ -541,22 +570,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> lstm_backward(
   const at::Tensor mask = masked ? mask_in->contiguous() : at::Tensor();
   const at::Tensor weight = at::cat({w_ih, w_hh}, 1);  // (4H, F + H)
   at::Tensor dx = need_dx ? at::empty({steps, batch, features}, x.options()) : at::empty({0}, x.options());
-  at::Tensor dh_in = at::zeros({batch, hidden}, grad_hs.options());
-  at::Tensor dc_next = grad_c.defined() ? grad_c.contiguous().clone() : at::zeros({batch, hidden}, grad_hs.options());
-  // one slot of partial sums per thread: a block's sums never race with another's
-  const int64_t slots = at::get_num_threads();
-  at::Tensor g_w = at::zeros({slots, 4 * hidden, features + hidden}, x.options());
-  at::Tensor g_b = at::zeros({slots, 4 * hidden}, x.options());
+  at::Tensor dh_next = final_state_gradient(grad_h, batch, hidden, x);
+  at::Tensor dc_next = final_state_gradient(grad_c, batch, hidden, x);
+  at::Tensor g_w = per_thread_sums({4 * hidden, features + hidden}, x.options());
+  at::Tensor g_b = per_thread_sums({4 * hidden}, x.options());
   AT_DISPATCH_FLOATING_TYPES(grad_hs.scalar_type(), "lstm_backward", [&] {
     const scalar_t* m = masked ? mask.data_ptr<scalar_t>() : nullptr;
     scalar_t* d_x = need_dx ? dx.data_ptr<scalar_t>() : nullptr;
     over_row_blocks(batch, [&](int64_t begin, int64_t end) {
-      const int64_t slot = at::get_thread_num();
-      TORCH_CHECK(slot < slots, "lstm_backward: thread ", slot, " of ", slots);
+      const int64_t slot = thread_slot(g_w, "lstm_backward");
       const auto run = masked ? lstm_backward_rows<scalar_t, true> : lstm_backward_rows<scalar_t, false>;
       run(grad_hs.data_ptr<scalar_t>(), gs, x.data_ptr<scalar_t>(), xs, weight.data_ptr<scalar_t>(), m,
           hs.data_ptr<scalar_t>(), cs.data_ptr<scalar_t>(), act.data_ptr<scalar_t>(), tcs.data_ptr<scalar_t>(),
-          dh_in.data_ptr<scalar_t>(), dc_next.data_ptr<scalar_t>(), d_x, g_w[slot].data_ptr<scalar_t>(),
+          dh_next.data_ptr<scalar_t>(), dc_next.data_ptr<scalar_t>(), d_x, g_w[slot].data_ptr<scalar_t>(),
           g_b[slot].data_ptr<scalar_t>(), steps, batch, features, hidden, begin, end);
     });
   });
@@ -577,14 +603,14 @@ TORCH_LIBRARY(seqbench_cells, m) {
   m.def("gru_forward(Tensor x, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh, Tensor h0) "
         "-> (Tensor, Tensor, Tensor, Tensor)",
         &gru_forward);
-  m.def("gru_backward(Tensor grad_hs, Tensor x, Tensor w_ih, Tensor w_hh, Tensor hs, Tensor rz, Tensor ns, "
+  m.def("gru_backward(Tensor grad_hs, Tensor grad_h, Tensor x, Tensor w_ih, Tensor w_hh, Tensor hs, Tensor rz, Tensor ns, "
         "Tensor hw_n, bool need_dx) -> Tensor[]",
         &gru_backward);
   m.def("rnn_forward(Tensor xw, Tensor w_hh, Tensor b_hh, Tensor h0) -> Tensor", &rnn_forward);
-  m.def("rnn_backward(Tensor grad_hs, Tensor hs, Tensor w_hh) -> (Tensor, Tensor)", &rnn_backward);
+  m.def("rnn_backward(Tensor grad_hs, Tensor grad_h, Tensor hs, Tensor w_hh) -> (Tensor, Tensor)", &rnn_backward);
   m.def("lstm_forward(Tensor x, Tensor w_ih, Tensor w_hh, Tensor bias, Tensor? mask) -> (Tensor, Tensor, Tensor, Tensor)",
         &lstm_forward);
-  m.def("lstm_backward(Tensor grad_hs, Tensor grad_c, Tensor x, Tensor w_ih, Tensor w_hh, Tensor? mask, Tensor hs, "
+  m.def("lstm_backward(Tensor grad_hs, Tensor grad_h, Tensor grad_c, Tensor x, Tensor w_ih, Tensor w_hh, Tensor? mask, Tensor hs, "
         "Tensor cs, Tensor act, Tensor tcs, bool need_dx) -> (Tensor, Tensor, Tensor, Tensor)",
         &lstm_backward);
 }

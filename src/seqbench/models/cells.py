@@ -68,18 +68,18 @@ def _lstm_forward(x: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor,
     return hs, cs, act, tcs
 
 
-def _lstm_backward(grad_hs: Tensor, grad_c: Tensor, x: Tensor, w_ih: Tensor, w_hh: Tensor, mask: Tensor | None,
-                   hs: Tensor, cs: Tensor, act: Tensor, tcs: Tensor, need_dx: bool,
+def _lstm_backward(grad_hs: Tensor, grad_h: Tensor, grad_c: Tensor, x: Tensor, w_ih: Tensor, w_hh: Tensor,
+                   mask: Tensor | None, hs: Tensor, cs: Tensor, act: Tensor, tcs: Tensor, need_dx: bool,
                    block: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """grad_hs (T, B, H) and grad_c (B, H), at the outputs and the last cell state; x and the weights as
-    in `_lstm_forward`, then its outputs; `block` steps at a time.
+    """grad_hs (T, B, H), grad_h and grad_c (B, H), at the outputs and the last hidden and cell state;
+    x and the weights as in `_lstm_forward`, then its outputs; `block` steps at a time.
 
     Returns d x (T, B, F) (empty unless need_dx), d w_ih (4H, F), d w_hh (4H, H), d bias (4H). The local
     derivatives are computed for `block` steps at once, just before the step loop uses them (see
     `_gru_backward`)."""
     steps, batch, hidden = grad_hs.shape
     dgates = act.new_empty(steps, batch, 4 * hidden)
-    dh_next = grad_hs.new_zeros(batch, hidden)
+    dh_next = grad_h
     dc_next = grad_c
     for end in range(steps, 0, -block):
         start = max(0, end - block)
@@ -228,9 +228,21 @@ def _scripted(forward_loop, backward_loop) -> tuple:
 
 
 def _rows_contiguous(t: Tensor) -> Tensor:
-    """t (T, B, N), copied only if a row's N elements are not contiguous: the LSTM loops take any step
+    """t (T, B, N), copied only if a row's N elements are not contiguous: the C++ loops take any step
     and row strides, so a batch-first input and its gradient need no time-major copy."""
     return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def _state_gradients(hs: Tensor, grad_hs: Tensor | None, *grad_states: Tensor | None) -> tuple[Tensor, ...]:
+    """The gradients at a layer's outputs (T, B, H) and at its final states (B, H) each, zeros where
+    autograd passed None (an output the model does not use; the layers set_materialize_grads(False)).
+    hs (T + 1, B, H) from the forward loop. A forecaster reading only the final state then costs no
+    (T, B, H) zero fill: its output gradient is one zero row seen through zero strides."""
+    steps, batch, hidden = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    outputs = (hs.new_zeros(1, 1, hidden).expand(steps, batch, hidden) if grad_hs is None
+               else _rows_contiguous(grad_hs))
+    states = tuple(hs.new_zeros(batch, hidden) if grad is None else grad.contiguous() for grad in grad_states)
+    return (outputs, *states)
 
 
 class _LSTMLayer(torch.autograd.Function):
@@ -239,15 +251,16 @@ class _LSTMLayer(torch.autograd.Function):
         forward_loop, backward_loop = _loops("lstm")
         hs, cs, act, tcs = forward_loop(x, w_ih, w_hh, bias, mask)
         ctx.backward_loop = backward_loop
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, w_ih, w_hh, mask, hs, cs, act, tcs)
-        return hs[1:], cs[-1]
+        return hs[1:], hs[-1].clone(), cs[-1]
 
     @staticmethod
-    def backward(ctx, grad_hs: Tensor, grad_c: Tensor):
+    def backward(ctx, grad_hs: Tensor | None, grad_h: Tensor | None, grad_c: Tensor | None):
         x, w_ih, w_hh, mask, hs, cs, act, tcs = ctx.saved_tensors
         block = max(1, BLOCK_ELEMENTS // act[0].numel())
         dx, grad_w_ih, grad_w_hh, grad_bias = ctx.backward_loop(
-            _rows_contiguous(grad_hs), grad_c.contiguous(), x, w_ih, w_hh, mask, hs, cs, act, tcs,
+            *_state_gradients(hs, grad_hs, grad_h, grad_c), x, w_ih, w_hh, mask, hs, cs, act, tcs,
             ctx.needs_input_grad[0], block)
         return dx if ctx.needs_input_grad[0] else None, grad_w_ih, grad_w_hh, grad_bias, None
 
@@ -258,10 +271,10 @@ def _ifog(hidden: int, device) -> Tensor:
 
 
 def lstm_sequence(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
-                  mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                  mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """One LSTM layer from a zero state over a time-major sequence, nn.LSTM's weights; with `mask` (B, H),
     h is multiplied by it before every recurrent matmul (the same mask at every step).
-    x (T, B, F) -> (hidden states (T, B, H), unmasked; the last cell state (B, H))."""
+    x (T, B, F) -> (hidden states (T, B, H), unmasked; the last hidden state and cell state (B, H) each)."""
     rows = _ifog(w_hh.shape[1], x.device)
     # The loops write into preallocated buffers, which autocast cannot retype: run in the weights'
     # dtype, as cuDNN does for its recurrences.
@@ -271,11 +284,13 @@ def lstm_sequence(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Ten
                                 mask)
 
 
-def masked_lstm(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, mask: Tensor) -> Tensor:
+def masked_lstm(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
+                mask: Tensor) -> tuple[Tensor, Tensor]:
     """One-layer LSTM from a zero state, h multiplied by `mask` (B, H) before every recurrent matmul
-    (the same mask at every step). nn.LSTM weights; x (B, T, F) -> hidden states (B, T, H), unmasked."""
-    hs, _ = lstm_sequence(x.transpose(0, 1), w_ih, w_hh, b_ih, b_hh, mask)
-    return hs.transpose(0, 1)
+    (the same mask at every step). nn.LSTM weights; x (B, T, F) -> (hidden states (B, T, H), unmasked;
+    the last one (B, H), apart: reading only it costs no gradient for the others)."""
+    hs, h_last, _ = lstm_sequence(x.transpose(0, 1), w_ih, w_hh, b_ih, b_hh, mask)
+    return hs.transpose(0, 1), h_last
 
 
 def reference_masked_lstm(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
@@ -328,9 +343,10 @@ def _gru_forward(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tens
     return hs, rz, ns, hw_n
 
 
-def _gru_backward(grad_hs: Tensor, x: Tensor, w_ih: Tensor, w_hh: Tensor, hs: Tensor, rz: Tensor, ns: Tensor,
-                  hw_n: Tensor, need_dx: bool, block: int) -> list[Tensor]:
-    """grad_hs (T, B, H); x and the weights as in `_gru_forward`, then its outputs; `block` steps at a time.
+def _gru_backward(grad_hs: Tensor, grad_h: Tensor, x: Tensor, w_ih: Tensor, w_hh: Tensor, hs: Tensor, rz: Tensor,
+                  ns: Tensor, hw_n: Tensor, need_dx: bool, block: int) -> list[Tensor]:
+    """grad_hs (T, B, H) and grad_h (B, H), at the outputs and the last state; x and the weights as in
+    `_gru_forward`, then its outputs; `block` steps at a time.
 
     Returns d x (T, B, F) (empty unless need_dx), d w_ih (3H, F), d w_hh (3H, H), d b_ih, d b_hh (3H) and
     d h0 (B, H). The local derivatives are computed for `block` steps at once, just before the step
@@ -338,8 +354,8 @@ def _gru_backward(grad_hs: Tensor, x: Tensor, w_ih: Tensor, w_hh: Tensor, hs: Te
     in cache rather than in whole-sequence passes (large batches: memory-bound)."""
     steps, batch, hidden = grad_hs.shape
     d_hw = grad_hs.new_empty(steps, batch, 3 * hidden)
-    d_npre = torch.empty_like(grad_hs)
-    dh_next = grad_hs.new_zeros(batch, hidden)
+    d_npre = hs.new_empty(steps, batch, hidden)
+    dh_next = grad_h
     for end in range(steps, 0, -block):
         start = max(0, end - block)
         r = rz[start:end, :, :hidden]
@@ -368,20 +384,23 @@ class _GRUSequence(torch.autograd.Function):
         forward_loop, backward_loop = _loops("gru")
         hs, rz, ns, hw_n = forward_loop(x, w_ih, w_hh, b_ih, b_hh, h0)
         ctx.backward_loop = backward_loop
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, w_ih, w_hh, hs, rz, ns, hw_n)
-        return hs[1:]
+        return hs[1:], hs[-1].clone()
 
     @staticmethod
-    def backward(ctx, grad_hs: Tensor):
+    def backward(ctx, grad_hs: Tensor | None, grad_h: Tensor | None):
         x, w_ih, w_hh, hs, rz, ns, hw_n = ctx.saved_tensors
         block = max(1, BLOCK_ELEMENTS // (3 * hw_n[0].numel()))
         dx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_h0 = ctx.backward_loop(
-            _rows_contiguous(grad_hs), x, w_ih, w_hh, hs, rz, ns, hw_n, ctx.needs_input_grad[0], block)
+            *_state_gradients(hs, grad_hs, grad_h), x, w_ih, w_hh, hs, rz, ns, hw_n, ctx.needs_input_grad[0], block)
         return dx if ctx.needs_input_grad[0] else None, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_h0
 
 
-def gru_sequence(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, h0: Tensor) -> Tensor:
-    """One GRU layer over a time-major sequence: x (T, B, F), h0 (B, H) -> hidden states (T, B, H)."""
+def gru_sequence(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
+                 h0: Tensor) -> tuple[Tensor, Tensor]:
+    """One GRU layer over a time-major sequence: x (T, B, F), h0 (B, H) -> (hidden states (T, B, H),
+    the last one (B, H))."""
     return _GRUSequence.apply(_rows_contiguous(x), w_ih, w_hh, b_ih, b_hh, h0)
 
 
@@ -401,14 +420,15 @@ def _rnn_forward(xw: Tensor, w_hh: Tensor, b_hh: Tensor, h0: Tensor) -> Tensor:
     return hs
 
 
-def _rnn_backward(grad_hs: Tensor, hs: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor]:
-    """grad_hs (T, B, H); hs (T + 1, B, H) from the forward loop; w_hh (H, H).
+def _rnn_backward(grad_hs: Tensor, grad_h: Tensor, hs: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor]:
+    """grad_hs (T, B, H) and grad_h (B, H), at the outputs and the last state; hs (T + 1, B, H) from the
+    forward loop; w_hh (H, H).
 
     Returns the gradient of the pre-activations (T, B, H) and d h0 (B, H)."""
     steps, batch, hidden = grad_hs.shape
     dtanh = 1 - hs[1:] * hs[1:]  # (T, B, H): one op for all steps
-    d_pre = torch.empty_like(grad_hs)
-    dh_next = grad_hs.new_zeros(batch, hidden)
+    d_pre = hs.new_empty(steps, batch, hidden)
+    dh_next = grad_h
     for t in range(steps - 1, -1, -1):
         torch.mul(grad_hs[t] + dh_next, dtanh[t], out=d_pre[t])
         dh_next = torch.mm(d_pre[t], w_hh)
@@ -421,19 +441,22 @@ class _RNNSequence(torch.autograd.Function):
         forward_loop, backward_loop = _loops("rnn")
         hs = forward_loop(xw, w_hh, b_hh, h0)
         ctx.backward_loop = backward_loop
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(w_hh, hs)
-        return hs[1:]
+        return hs[1:], hs[-1].clone()
 
     @staticmethod
-    def backward(ctx, grad_hs: Tensor):
+    def backward(ctx, grad_hs: Tensor | None, grad_h: Tensor | None):
         w_hh, hs = ctx.saved_tensors
-        d_pre, grad_h0 = ctx.backward_loop(grad_hs.contiguous(), hs, w_hh)
+        d_pre, grad_h0 = ctx.backward_loop(*_state_gradients(hs, grad_hs, grad_h), hs, w_hh)
         flat = d_pre.flatten(0, 1)  # xw and h W_hh^T + b_hh enter the pre-activation alike
         return d_pre, flat.t().mm(hs[:-1].flatten(0, 1)), flat.sum(0), grad_h0
 
 
-def rnn_sequence(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, h0: Tensor) -> Tensor:
-    """One tanh RNN layer over a time-major sequence: x (T, B, F), h0 (B, H) -> hidden states (T, B, H)."""
+def rnn_sequence(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
+                 h0: Tensor) -> tuple[Tensor, Tensor]:
+    """One tanh RNN layer over a time-major sequence: x (T, B, F), h0 (B, H) -> (hidden states (T, B, H),
+    the last one (B, H))."""
     steps, batch, _ = x.shape
     xw = torch.addmm(b_ih, x.reshape(steps * batch, -1), w_ih.t()).view(steps, batch, -1)
     return _RNNSequence.apply(xw, w_hh, b_hh, h0)
@@ -456,8 +479,9 @@ def _own_loops_apply(module: nn.RNNBase, inputs, hx) -> bool:
 
 
 def _stacked_layers(module: nn.RNNBase, inputs: Tensor, sequence) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-    """module's layers, each through `sequence(x, w_ih, w_hh, b_ih, b_hh)` -> (its outputs (T, B, H), a final
-    state or None) -> (output like nn.RNNBase's, last outputs of each layer, final states of each layer)."""
+    """module's layers, each through `sequence(x, w_ih, w_hh, b_ih, b_hh)` -> (its outputs (T, B, H), its last
+    output (B, H), a final cell state or None) -> (output like nn.RNNBase's, last outputs of each layer,
+    final cell states of each layer)."""
     # Time-major like ATen, so the inter-layer dropout masks are drawn over the same (T, B, H)
     # layout from the same generator: same seed -> the same masks as nn.GRU / nn.RNN / nn.LSTM.
     x = inputs.transpose(0, 1) if module.batch_first else inputs
@@ -466,15 +490,15 @@ def _stacked_layers(module: nn.RNNBase, inputs: Tensor, sequence) -> tuple[Tenso
         if layer > 0 and module.dropout > 0 and module.training:
             x = F.dropout(x, module.dropout, training=True)
         weights = [getattr(module, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        x, state = sequence(x, *weights)
-        last.append(x[-1])
+        x, h_last, state = sequence(x, *weights)
+        last.append(h_last)
         states.append(state)
     return (x.transpose(0, 1) if module.batch_first else x), last, states
 
 
 def _from_zero_state(sequence):
-    """gru_sequence or rnn_sequence from a zero state, in _stacked_layers' form (no separate final state)."""
-    return lambda x, *weights: (sequence(x, *weights, x.new_zeros(x.shape[1], weights[1].shape[1])), None)
+    """gru_sequence or rnn_sequence from a zero state, in _stacked_layers' form (no cell state)."""
+    return lambda x, *weights: (*sequence(x, *weights, x.new_zeros(x.shape[1], weights[1].shape[1])), None)
 
 
 class GRU(nn.GRU):
@@ -503,8 +527,8 @@ class RNN(nn.RNN):
 
 class LSTM(nn.LSTM):
     """nn.LSTM (same parameters, state dict and numbers) that trains on CPU through `lstm_sequence`:
-    per step two small GEMMs (input and state) and one fused pass, and in backward the weight gradients
-    accumulate step by step. Each of torch's threads runs its own rows of the batch, where oneDNN's LSTM
+    per step one small GEMM ([x_t, h] by the stacked weights) and one fused pass, and in backward the
+    weight gradients accumulate step by step. Each of torch's threads runs its own rows of the batch, where oneDNN's LSTM
     splits each step. Everywhere else (CUDA's cuDNN, inference, packed or bidirectional input, a given
     state, projections) it is nn.LSTM."""
 

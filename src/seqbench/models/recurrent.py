@@ -20,12 +20,15 @@ from seqbench.tasks import CharTask, ForecastTask, TextTask
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
 
 
-def last_output(out: Tensor, bidirectional: bool) -> Tensor:
-    """What Keras returns without return_sequences: (B, T, U or 2U) -> (B, U or 2U). For a
-    bidirectional layer, the forward direction's last step next to the backward one's first
-    (where the backward pass ends)."""
+def last_output(out: Tensor, state: Tensor | tuple[Tensor, Tensor], bidirectional: bool) -> Tensor:
+    """What Keras returns without return_sequences, from an nn.RNNBase's (out (B, T, U or 2U), state):
+    (B, U or 2U). One direction: the last layer's final state (= out[:, -1]; reading it instead of a
+    slice of out, the layers here need no zero-filled (B, T, U) gradient for the other steps).
+    Bidirectional: the forward direction's last step next to the backward one's first (where the
+    backward pass ends)."""
     if not bidirectional:
-        return out[:, -1]
+        h_n = state[0] if isinstance(state, tuple) else state  # (layers, B, U); an LSTM's is (h_n, c_n)
+        return h_n[-1]
     units = out.shape[-1] // 2
     return torch.cat([out[:, -1, :units], out[:, 0, units:]], -1)
 
@@ -45,8 +48,8 @@ class RecurrentForecaster(nn.Module):
     def forward(self, x: Tensor) -> Tensor:  # (B, T, F_in)
         if self.conv is not None:
             x = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, T', filters)
-        out, _ = self.rnn(x)  # (B, T, U)
-        return self.head(self.dropout(last_output(out, self.rnn.bidirectional)))
+        out, state = self.rnn(x)  # (B, T, U)
+        return self.head(self.dropout(last_output(out, state, self.rnn.bidirectional)))
 
 
 def _rnn(cell: str, task: ForecastTask, units: int, **kw) -> nn.RNNBase:
@@ -116,10 +119,11 @@ class LSTMDropout(nn.Module):
         if self.training and self.recurrent_dropout > 0:
             lstm = self.lstm
             mask = self.recurrent_mask(x.shape[0], x)
-            out = masked_lstm(x, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0, mask)
+            _, last = masked_lstm(x, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0, mask)
         else:
-            out, _ = self.lstm(x)
-        return self.head(self.dropout(out[:, -1]))
+            out, state = self.lstm(x)
+            last = last_output(out, state, bidirectional=False)
+        return self.head(self.dropout(last))
 
 
 def build_lstm_dropout(task: ForecastTask, settings: S.LSTMDropoutSettings) -> nn.Module:
