@@ -23,6 +23,7 @@ from torch import nn
 
 from seqbench.io import write_text
 from seqbench.models import cells
+from seqbench.models.recurrent import last_output
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,12 +33,10 @@ LAYERS = {"lstm (16)": (cells.LSTM, 16), "gru (32)": (cells.GRU, 32)}
 
 
 def final_state(layer: nn.Module, x: torch.Tensor, read_state: bool) -> torch.Tensor:
-    """(B, H): the layer's final hidden state, from its state output or from its outputs' last step."""
+    """(B, H): the layer's final hidden state, as the forecasters read it (from its state output) or
+    from its outputs' last step."""
     output, state = layer(x)
-    if not read_state:
-        return output[:, -1]
-    h_n = state[0] if isinstance(state, tuple) else state  # (layers, B, H)
-    return h_n[-1]
+    return last_output(output, state, bidirectional=False) if read_state else output[:, -1]
 
 
 def time_batches(layer: nn.Module, head: nn.Module, batches, read_state: bool) -> float:
