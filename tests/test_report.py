@@ -165,6 +165,26 @@ def test_fmt_and_mark():
     assert report.mark({**row, "significant": "best"}) == "best"
 
 
+def test_preset_notes_state_a_changed_optimizer_or_lr(params_dict):
+    from seqbench.params import parse_params
+
+    budgets = params_dict["presets"]["standard"]["budgets"]
+    budgets["cta"].update(optimizer="adam", lr=0.002)
+    budgets["shakespeare"].update(optimizer="nadam", lr=0.004, lr_decay="linear")
+    budgets["imdb"].update(lr=0.01)
+    notes = report.preset_notes(parse_params(params_dict))
+    protocol = params_dict["datasets"]
+    assert (f"optimizer adam (lr 0.002) instead of the protocol's sgd (lr {protocol['cta']['training']['lr']}), "
+            "which converges more slowly") in notes["cta"]
+    assert (f"nadam at lr 0.004 instead of the protocol's {protocol['shakespeare']['training']['lr']}, "
+            "which converges more slowly") in notes["shakespeare"]
+    assert "rmsprop at lr 0.01 instead of the protocol's 0.001, which converges more slowly" in notes["imdb"]
+    assert "learning rate decayed linearly (epoch e of N at (N - e + 1) / N of it)" in notes["shakespeare"]
+    assert not any("decayed" in line for line in notes["imdb"])
+    budgets["shakespeare"].update(lr=protocol["shakespeare"]["training"]["lr"])  # the protocol's own: no note
+    assert not any("lr" in line for line in report.preset_notes(parse_params(params_dict))["shakespeare"])
+
+
 def test_marks_note_states_the_wilcoxon_floor():
     assert "with 3 seeds the Wilcoxon test cannot go below p = 0.25" in report.marks_note(3)
     assert "with 2 seeds the Wilcoxon test cannot go below p = 0.5" in report.marks_note(2)

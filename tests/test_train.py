@@ -391,9 +391,21 @@ def _train_cmd(model: str, seed: int) -> list[str]:
 
 
 @pytest.mark.slow
+def test_linear_lr_decay_steps_down_each_epoch_and_is_recorded(project):
+    params, layout = project(**{"presets.smoke.max_epochs": 4, "presets.smoke.patience": 4,
+                                "presets.smoke.budgets.synthetic": {"lr_decay": "linear"}})
+    train.run(params, layout, "synthetic", "mlp", 0, threads=1)
+    lr = params.train_config("synthetic", "mlp").lr
+    history = pl.read_csv(layout.run("synthetic", "mlp", 0) / "history.csv")
+    for task in history["task"].unique():
+        rows = history.filter(pl.col("task") == task)
+        assert rows["lr"].to_list() == pytest.approx([lr, 0.75 * lr, 0.5 * lr, 0.25 * lr]), task
+
+
 def test_killed_job_resumes_to_the_same_result(project, capsys):
+    # with the learning rate decayed per epoch, so a resumed job must also take up the schedule where it was
     params, layout = project(**{"presets.smoke.max_epochs": 12, "presets.smoke.patience": 12,
-                                "presets.smoke.budgets.synthetic": {"max_train_samples": 2048}})
+                                "presets.smoke.budgets.synthetic": {"max_train_samples": 2048, "lr_decay": "linear"}})
     train.run(params, layout, "synthetic", "mlp", 0, threads=1)
     reference = outputs(layout, "mlp", 0)
     folder = layout.run("synthetic", "mlp", 0)

@@ -253,6 +253,9 @@ def fit_task(job: Job, task: Task, resume: dict | None = None,
         # patience counts epochs without improvement (Keras); a resumed job re-checks the saved count
         while params_count and state["epoch"] < cfg.max_epochs and not 0 < state["bad"] >= cfg.patience:
             epoch, began = state["epoch"] + 1, time.perf_counter()
+            if cfg.lr_decay == "linear":  # set from the epoch alone, so a resumed job continues the same schedule
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.lr * (1 - (epoch - 1) / cfg.max_epochs)
             bar.start(epoch)
             train_loss = train_epoch(job, task, model, optimizer, data, train_ids, epoch, bar.advance)
             val_loss, val_kept = predict(job, model, data, "val", val_ids)

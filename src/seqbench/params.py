@@ -199,6 +199,8 @@ class Budget(Strict):
     # it comes with its own learning rate. Data, windows, loss and metrics stay the protocol's.
     optimizer: OptimizerName | None = None
     lr: PositiveFloat | None = None
+    # linear: epoch e of N trains at lr * (1 - (e - 1) / N), so a short budget ends on small steps
+    lr_decay: Literal["none", "linear"] | None = None
     models: dict[str, ModelBudget] = {}  # per-model cuts on top (evaluation stays the same for all)
 
     @model_validator(mode="after")
@@ -253,6 +255,7 @@ class TrainConfig:
     loss: str
     optimizer: str
     lr: float
+    lr_decay: str
     momentum: float
     weight_decay: float
     clip_norm: float | None
@@ -347,6 +350,7 @@ class Params(Strict):
             loss=protocol.loss,
             optimizer=budget.optimizer or protocol.optimizer,
             lr=settings.lr or budget.lr or protocol.lr,
+            lr_decay=budget.lr_decay or "none",
             momentum=(protocol.momentum if protocol.momentum is not None and budget.optimizer is None
                       else defaults.momentum),
             weight_decay=protocol.weight_decay if protocol.weight_decay is not None else defaults.weight_decay,

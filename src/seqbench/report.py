@@ -82,12 +82,17 @@ def preset_notes(params: Params) -> dict[str, list[str]]:
             lines.append(f"at most {budget.max_train_samples} training windows")
         if budget.max_eval_samples:
             lines.append(f"at most {budget.max_eval_samples} evaluation windows per split")
-        if budget.optimizer is not None:
-            protocol = params.dataset(dataset).training
+        protocol = params.dataset(dataset).training
+        if budget.optimizer not in (None, protocol.optimizer):
             lines.append(f"optimizer {budget.optimizer} (lr {budget.lr}) instead of the protocol's "
                          f"{protocol.optimizer} (lr {protocol.lr}), which converges more slowly")
+        elif budget.lr is not None and budget.lr != protocol.lr:
+            lines.append(f"{protocol.optimizer} at lr {budget.lr} instead of the protocol's {protocol.lr}, "
+                         "which converges more slowly")
         lines.append(f"at most {budget.max_epochs or preset.max_epochs} epochs, "
                      f"patience {budget.patience if budget.patience is not None else preset.patience}")
+        if budget.lr_decay == "linear":
+            lines.append("learning rate decayed linearly (epoch e of N at (N - e + 1) / N of it)")
         for model, cut in budget.models.items():
             cuts = [f"{v} {k.replace('_', ' ')}" for k, v in cut.model_dump(exclude_none=True).items()]
             lines.append(f"{model}: {', '.join(cuts)}")

@@ -27,8 +27,9 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
         "training",
         "models.{model}",
     ),
-    "aggregate": ("preset", "seeds", "jobs"),
-    "report": ("preset",),
+    # the leaderboard and the report state each preset's budgets against the protocols (report.preset_notes)
+    "aggregate": ("preset", "seeds", "jobs", "presets.{preset}", "datasets"),
+    "report": ("preset", "seeds", "presets.{preset}", "datasets"),
 }
 
 
@@ -42,7 +43,7 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "train": ("src/seqbench/train.py", "src/seqbench/loop.py", "src/seqbench/batches.py",
               "src/seqbench/evaluate.py", "src/seqbench/device.py", "src/seqbench/tracking.py",
               "src/seqbench/models"),
-    "aggregate": ("src/seqbench/aggregate.py", "src/seqbench/stats.py"),
+    "aggregate": ("src/seqbench/aggregate.py", "src/seqbench/stats.py", "src/seqbench/report.py"),
     "report": ("src/seqbench/report.py", "src/seqbench/figures.py", "reports/comparison.ipynb",
                "reports/references.yaml"),
 }
