@@ -390,7 +390,6 @@ def _train_cmd(model: str, seed: int) -> list[str]:
             "--seed", str(seed), "--threads", "1"]
 
 
-@pytest.mark.slow
 def test_linear_lr_decay_steps_down_each_epoch_and_is_recorded(project):
     params, layout = project(**{"presets.smoke.max_epochs": 4, "presets.smoke.patience": 4,
                                 "presets.smoke.budgets.synthetic": {"lr_decay": "linear"}})
@@ -402,6 +401,7 @@ def test_linear_lr_decay_steps_down_each_epoch_and_is_recorded(project):
         assert rows["lr"].to_list() == pytest.approx([lr, 0.75 * lr, 0.5 * lr, 0.25 * lr]), task
 
 
+@pytest.mark.slow
 def test_killed_job_resumes_to_the_same_result(project, capsys):
     # with the learning rate decayed per epoch, so a resumed job must also take up the schedule where it was
     params, layout = project(**{"presets.smoke.max_epochs": 12, "presets.smoke.patience": 12,
