@@ -26,9 +26,13 @@ def test_project_params_load_and_resolve(project_root):
     full = parse_params({**yaml.safe_load((project_root / "params.yaml").read_text()), "preset": "full"})
     book = full.train_config("cta", "lstm")
     assert (book.optimizer, book.lr, book.momentum) == ("sgd", 0.02, 0.9)  # the full preset: Geron's recipe
-    # Shakespeare: Geron's Nadam at Keras' default lr in the book's budget, 4x that lr in the short one
-    assert (full.train_config("shakespeare", "char_gru").lr, params.train_config("shakespeare", "char_gru").lr) == (
+    # Shakespeare: Geron's Nadam at Keras' default lr in the book's budget, 4x that lr in the short one, and
+    # char_gru's own budget (the model with the 0.55 target) on top: its lr and stride, the dataset's decay
+    assert (full.train_config("shakespeare", "char_gru").lr, params.train_config("shakespeare", "char_lstm").lr) == (
         0.001, 0.004)
+    gru, gru_budget = params.train_config("shakespeare", "char_gru"), params.budget("shakespeare", "char_gru")
+    assert (gru.lr, gru.train_stride, gru.lr_decay) == (gru_budget.lr, gru_budget.train_stride, "linear")
+    assert gru.train_stride < params.train_config("shakespeare", "char_lstm").train_stride
     assert params.train_config("imdb", "transformer").max_train_samples == 10_000  # a per-model cut
     assert params.train_config("imdb", "bow_bigram").max_train_samples is None
     assert params.train_config("etth1", "linear").tasks == ("h96", "h336")

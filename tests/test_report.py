@@ -181,8 +181,22 @@ def test_preset_notes_state_a_changed_optimizer_or_lr(params_dict):
     assert "rmsprop at lr 0.01 instead of the protocol's 0.001, which converges more slowly" in notes["imdb"]
     assert "learning rate decayed linearly (epoch e of N at (N - e + 1) / N of it)" in notes["shakespeare"]
     assert not any("decayed" in line for line in notes["imdb"])
-    budgets["shakespeare"].update(lr=protocol["shakespeare"]["training"]["lr"])  # the protocol's own: no note
+    budgets["shakespeare"].update(lr=protocol["shakespeare"]["training"]["lr"], models={})  # the protocol's own
     assert not any("lr" in line for line in report.preset_notes(parse_params(params_dict))["shakespeare"])
+
+
+def test_preset_notes_state_each_models_own_budget(params_dict):
+    from seqbench.params import parse_params
+
+    params_dict["presets"]["standard"]["budgets"]["imdb"]["models"] = {
+        "transformer": {"train_stride": 2, "max_train_samples": 500, "max_epochs": 1, "patience": 0, "lr": 0.01},
+        "textcnn": {"train_stride": 23, "max_epochs": 3},
+    }
+    notes = report.preset_notes(parse_params(params_dict))["imdb"]
+    assert ("transformer: every 2nd training window, at most 500 training windows, at most 1 epoch, patience 0, "
+            "lr 0.01") in notes
+    assert "textcnn: every 23rd training window, at most 3 epochs" in notes
+    assert [line for line in notes if line.startswith(("transformer", "textcnn"))] == notes[-2:]
 
 
 def test_marks_note_states_the_wilcoxon_floor():

@@ -180,12 +180,14 @@ class DatasetsSettings(Strict):
 
 # --- budgets ---------------------------------------------------------------------------------------
 class ModelBudget(Strict):
-    """A budget cut for one model of a dataset (a slow architecture under a CPU preset)."""
+    """One model's budget on top of its dataset's: a cut for a slow architecture under a CPU preset, or
+    more windows (and its own lr for the dataset's optimizer) for the model a target is set for."""
 
     train_stride: PositiveInt | None = None
     max_train_samples: PositiveInt | None = None
     max_epochs: PositiveInt | None = None
     patience: NonNegativeInt | None = None
+    lr: PositiveFloat | None = None
 
 
 class Budget(Strict):

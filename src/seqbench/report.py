@@ -64,6 +64,22 @@ def marks_note(n_seeds: int) -> str:
             "baseline on the same split and metric.")
 
 
+def _every_kth(k: int) -> str:
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"every {k}{suffix} training window"
+
+
+def _at_most_epochs(n: int) -> str:
+    return f"at most {n} epoch{'' if n == 1 else 's'}"
+
+
+# a budget key that a model's own budget may set -> its phrase in the notes
+BUDGET_PHRASES = {
+    "train_stride": _every_kth, "max_train_samples": "at most {} training windows".format,
+    "max_epochs": _at_most_epochs, "patience": "patience {}".format, "lr": "lr {}".format,
+}
+
+
 def preset_notes(params: Params) -> dict[str, list[str]]:
     """Per dataset, what the preset leaves out of the protocol: tasks not trained and budget cuts."""
     notes: dict[str, list[str]] = {}
@@ -77,9 +93,9 @@ def preset_notes(params: Params) -> dict[str, list[str]]:
             if left:
                 lines.append(f"tasks not trained: {', '.join(left)}")
         if (budget.train_stride or 1) > 1:
-            lines.append(f"every {budget.train_stride}th training window")
+            lines.append(BUDGET_PHRASES["train_stride"](budget.train_stride))
         if budget.max_train_samples:
-            lines.append(f"at most {budget.max_train_samples} training windows")
+            lines.append(BUDGET_PHRASES["max_train_samples"](budget.max_train_samples))
         if budget.max_eval_samples:
             lines.append(f"at most {budget.max_eval_samples} evaluation windows per split")
         protocol = params.dataset(dataset).training
@@ -89,12 +105,13 @@ def preset_notes(params: Params) -> dict[str, list[str]]:
         elif budget.lr is not None and budget.lr != protocol.lr:
             lines.append(f"{protocol.optimizer} at lr {budget.lr} instead of the protocol's {protocol.lr}, "
                          "which converges more slowly")
-        lines.append(f"at most {budget.max_epochs or preset.max_epochs} epochs, "
+        lines.append(f"{_at_most_epochs(budget.max_epochs or preset.max_epochs)}, "
                      f"patience {budget.patience if budget.patience is not None else preset.patience}")
         if budget.lr_decay == "linear":
             lines.append("learning rate decayed linearly (epoch e of N at (N - e + 1) / N of it)")
         for model, cut in budget.models.items():
-            cuts = [f"{v} {k.replace('_', ' ')}" for k, v in cut.model_dump(exclude_none=True).items()]
+            cuts = [BUDGET_PHRASES[key](value)
+                    for key, value in cut.model_dump(exclude_none=True).items()]
             lines.append(f"{model}: {', '.join(cuts)}")
         notes[dataset] = lines
     return notes
