@@ -73,7 +73,7 @@ def _at_most_epochs(n: int) -> str:
     return f"at most {n} epoch{'' if n == 1 else 's'}"
 
 
-# a budget key that a model's own budget may set -> its phrase in the notes
+# a budget key that a model's own budget may set -> its phrase in the notes (the dataset's use them too)
 BUDGET_PHRASES = {
     "train_stride": _every_kth, "max_train_samples": "at most {} training windows".format,
     "max_epochs": _at_most_epochs, "patience": "patience {}".format, "lr": "lr {}".format,
@@ -105,8 +105,9 @@ def preset_notes(params: Params) -> dict[str, list[str]]:
         elif budget.lr is not None and budget.lr != protocol.lr:
             lines.append(f"{protocol.optimizer} at lr {budget.lr} instead of the protocol's {protocol.lr}, "
                          "which converges more slowly")
-        lines.append(f"{_at_most_epochs(budget.max_epochs or preset.max_epochs)}, "
-                     f"patience {budget.patience if budget.patience is not None else preset.patience}")
+        patience = budget.patience if budget.patience is not None else preset.patience
+        lines.append(f"{BUDGET_PHRASES['max_epochs'](budget.max_epochs or preset.max_epochs)}, "
+                     f"{BUDGET_PHRASES['patience'](patience)}")
         if budget.lr_decay == "linear":
             lines.append("learning rate decayed linearly (epoch e of N at (N - e + 1) / N of it)")
         for model, cut in budget.models.items():
