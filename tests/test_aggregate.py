@@ -10,6 +10,7 @@ import copy
 import datetime as dt
 import json
 import math
+import shutil
 import zlib
 from pathlib import Path
 
@@ -140,6 +141,8 @@ def make_project(root: Path) -> Params:
     """A project folder with params.yaml and a contract-conformant run folder for every job it lists."""
     params = make_params(root)
     layout = Layout(root)
+    layout.reports.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "reports/references.yaml", layout.reports / "references.yaml")  # the leaderboard cites it
     for group, dataset, model, seed in params.train_jobs():
         rng = np.random.default_rng(zlib.crc32(f"{dataset}/{model}/{seed}".encode()))  # stable across processes
         family = {"forecast": "forecast", "statistical": "forecast"}.get(group, group)
@@ -280,6 +283,34 @@ def test_leaderboard_tables(built):
     assert board.index("## etth1") < board.index("## cta") < board.index("## imdb")  # registry order
     assert board.index("### next_day") < board.index("### multivariate") < board.index("### 14_day")  # protocol order
     assert "with 3 seeds the Wilcoxon test cannot go below p = 0.25" in board
+
+
+def test_leaderboard_sets_published_numbers_beside_ours(built):
+    root, _, _ = built
+    board = (root / "reports/leaderboard.md").read_text()
+    summary = pd.read_csv(root / "reports/summary.csv")
+    next_day = board[board.index("### next_day"):board.index("### multivariate")]
+    rnn = summary.query("dataset == 'cta' and task == 'next_day' and model == 'rnn' and split == 'val' "
+                        "and metric == 'mae'")["mean"].item()
+    row = (f"| SimpleRNN(32) + Dense(1) | Geron, Hands-On ML 3rd ed., ch. 15, 'Forecasting Using a Simple RNN' "
+           f"| val mae | 27,703 | rnn | {report.fmt(rnn)} | {report.verdict(rnn, 27703, 'mae')} |")
+    assert row in next_day.splitlines()
+    assert "- Also published (no comparable run here): 3 x SimpleRNN(32) + Dense(1) val mae 31,211" in next_day
+    assert "- Published protocol: train 2016-01..2018-12, validation 2019-01..2019-05" in next_day
+    h96 = board[board.index("### h96"):board.index("### h336")]
+    linear = summary.query("dataset == 'etth1' and task == 'h96' and model == 'linear' and split == 'test' "
+                           "and metric == 'mse'")["mean"].item()
+    assert f"| test mse | 0.375 | linear | {report.fmt(linear)} |" in h96
+    assert h96.count("- How ours differs: ours is Geron's Flatten + Dense") == 1  # once per distinct text
+    assert "DLinear test mse 0.374" in h96  # did not run here: listed, not tabled
+
+
+def test_aggregate_needs_the_references_before_writing_anything(tmp_path):
+    params = make_project(tmp_path)
+    (tmp_path / "reports/references.yaml").unlink()
+    with pytest.raises(DataError, match=r"reports/references.yaml: missing; restore reports/references.yaml"):
+        aggregate.run(params, Layout(tmp_path), log_mlflow=False)
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == []
 
 
 def test_summary_rows_in_report_order(built):

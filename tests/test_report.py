@@ -149,6 +149,8 @@ def test_references_beside_ours(rendered):
     assert "SimpleRNN(32) + Dense(1)" in cta and "27,703" in cta
     assert re.search(r"ours (falls short|better) by \d+\.\d%", cta)
     assert "Also published (no comparable run here): 3 x SimpleRNN(32) + Dense(1) val mae 31,211" in cta
+    h96 = page[page.index('<h3 id="dataset-etth1-h96">'):page.index('<h3 id="dataset-etth1-h336">')]
+    assert h96.count("<p class='difference'>How ours differs: ours is Geron&#x27;s Flatten + Dense") == 1
     chars = page[page.index('<h3 id="dataset-shakespeare-next_char">'):]
     assert "after 10 epochs over all 1M windows" in chars and "0.5513" in chars  # Geron's char-RNN
     assert re.search(r"ours (falls short|better) by \d+\.\d%|on par", chars)
@@ -232,6 +234,15 @@ def test_references_missing_field_is_named(tmp_path):
     path = tmp_path / "references.yaml"
     path.write_text(yaml.safe_dump({"references": [{"dataset": "cta", "task": "next_day", "model": "rnn"}]}))
     with pytest.raises(DataError, match=r"references\[0\] lacks \['split', 'metric', 'value', 'source'\]"):
+        report.load_references(path)
+
+
+def test_references_unknown_field_is_named(tmp_path):
+    path = tmp_path / "references.yaml"
+    entry = {"dataset": "cta", "task": "next_day", "model": "rnn", "split": "val", "metric": "mae", "value": 1.0,
+             "source": "a book", "diference": "typo"}
+    path.write_text(yaml.safe_dump({"references": [entry]}))
+    with pytest.raises(DataError, match=r"references\[0\] has unknown fields \['diference'\]; known: .*difference"):
         report.load_references(path)
 
 

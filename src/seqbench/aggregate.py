@@ -10,7 +10,8 @@ it) and writes, atomically:
                         significant (best / yes / no / '' untestable); plus status rows (status != "ok") for
                         unavailable datasets, skipped (dataset, task, model) pairs and the tasks the
                         preset did not train, each with its reason
-  reports/leaderboard.md
+  reports/leaderboard.md  per task: the test leaderboard, then the published numbers of reports/references.yaml
+                        beside ours (as in the HTML report)
 Skill (forecasts): 1 - metric / metric of the dataset's naive baseline (`naive`; CTA: `seasonal_naive`,
 Geron's lag-7 forecast) on the same task, split and metric, for each error metric (so ETT's MSE rows
 carry an MSE skill, its MAE rows an MAE skill). Tests against the best model of each (dataset, task,
@@ -338,6 +339,7 @@ def run(params: Params, layout: Layout, log_mlflow: bool = True) -> dict[str, pd
     from seqbench import report  # the leaderboard's markdown lives with the other renderings
 
     jobs = load_jobs(params, layout)
+    references = report.load_references(layout.reports / "references.yaml")
     results = results_table(jobs, params.preset)
     summary = summary_table(results, dm_pvalues(results, window_errors(jobs)))
     summary = sort_summary(params, with_status(summary, status_table(params, jobs)))
@@ -347,7 +349,7 @@ def run(params: Params, layout: Layout, log_mlflow: bool = True) -> dict[str, pd
     write_csv(costs, reports / "costs.csv")
     write_csv(summary, reports / "summary.csv")
     with atomic_path(reports / "leaderboard.md") as tmp:
-        tmp.write_text(report.leaderboard_markdown(params, summary, run_meta(jobs)), encoding="utf-8")
+        tmp.write_text(report.leaderboard_markdown(params, summary, jobs, references), encoding="utf-8")
     if log_mlflow:
         from seqbench import tracking
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 import os
 import sys
 from dataclasses import dataclass
@@ -129,7 +128,7 @@ def show_dataset(rep: Report, dataset: str) -> None:
     for task in aggregate.task_order(rep.params, dataset, ok["task"]):
         display(HTML(f"<h3 id='dataset-{dataset}-{task}'>{dataset} · {task}</h3>"))
         display(HTML(leaderboard_html(rep, dataset, task)))
-        refs = reference_rows(rep, dataset, task)
+        refs = report.reference_rows(rep.references, rep.summary, rep.jobs, dataset, task)
         if not refs.empty:
             display(HTML(references_html(refs, dataset, task)))
         learning_curves(rep, dataset, task)
@@ -164,53 +163,22 @@ def leaderboard_html(rep: Report, dataset: str, task: str) -> str:
                   cls="leaderboard", dataset=dataset, task=task, metric=metric)
 
 
-def reference_rows(rep: Report, dataset: str, task: str) -> pd.DataFrame:
-    """Published numbers for this task beside ours (same split and metric; `step`: one horizon step)."""
-    out = []
-    for ref in (r for r in rep.references if r["dataset"] == dataset and r["task"] == task):
-        if "step" in ref:
-            ours = per_horizon(rep, dataset, task, ref["split"]).get(ref["model"], [])
-            value = ours[ref["step"] - 1] if len(ours) >= ref["step"] else math.nan
-        else:
-            s = rep.ok_rows(dataset)
-            hit = s[(s["task"] == task) & (s["model"] == ref["model"]) & (s["split"] == ref["split"])
-                    & (s["metric"] == ref["metric"])]
-            value = float(hit["mean"].iloc[0]) if not hit.empty else math.nan
-        where = f"{ref['split']} {ref['metric']}" + (f" at t+{ref['step']}" if "step" in ref else "")
-        out.append({"published model": ref.get("reference_model", ref["model"]), "source": ref["source"],
-                    "split / metric": where, "published": report.fmt(ref["value"]), "model": ref["model"],
-                    "ours": report.fmt(value), "verdict": report.verdict(value, float(ref["value"]), ref["metric"]),
-                    "protocol": ref.get("protocol", "")})
-    return pd.DataFrame(out)
-
-
 def references_html(refs: pd.DataFrame, dataset: str, task: str) -> str:
     """Rows whose model ran here in a table; the others (no comparable run) in one line below it."""
     ran = refs[refs["ours"] != "–"]
     parts = ["<h4>Published references</h4>"]
     if not ran.empty:
-        shown = ran.drop(columns="protocol")
+        shown = ran.drop(columns=list(report.REFERENCE_NOTES))
         parts.append(_table(list(shown.columns), ["<tr>" + "".join(_cell(v) for v in r) + "</tr>"
                                                   for r in shown.itertuples(index=False)],
                             cls="references", dataset=dataset, task=task))
-        for protocol in dict.fromkeys(p for p in ran["protocol"] if p):
-            parts.append(f"<p class='protocol'>Published protocol: {html.escape(protocol)}</p>")
+        for column, label in report.REFERENCE_NOTES.items():
+            for text in dict.fromkeys(t for t in ran[column] if t):
+                parts.append(f"<p class='{column}'>{label}: {html.escape(text)}</p>")
     other = refs[refs["ours"] == "–"]
     if not other.empty:
-        items = "; ".join(f"{r['published model']} {r['split / metric']} {r['published']} ({r['source']})"
-                          for _, r in other.iterrows())
-        parts.append(f"<p class='references-not-run'>Also published (no comparable run here): {html.escape(items)}</p>")
+        parts.append(f"<p class='references-not-run'>{html.escape(report.also_published(other))}</p>")
     return "".join(parts)
-
-
-def per_horizon(rep: Report, dataset: str, task: str, split: str) -> dict[str, list[float]]:
-    """model -> seed-averaged MAE at each horizon step (metrics.json `<split>_per_horizon_mae`)."""
-    curves: dict[str, list[np.ndarray]] = {}
-    for job in rep.jobs:
-        entry = (job.metrics.get("tasks") or {}).get(task) if job.dataset == dataset else None
-        if entry and entry.get("status", "ok") == "ok" and entry.get(f"{split}_per_horizon_mae"):
-            curves.setdefault(job.model, []).append(np.asarray(entry[f"{split}_per_horizon_mae"], dtype=float))
-    return {m: list(np.mean(np.stack(c), axis=0)) for m, c in curves.items()}
 
 
 # --- figures ---------------------------------------------------------------------------------------
@@ -289,7 +257,7 @@ def forecast_plot(rep: Report, dataset: str, task: str) -> None:
 
 
 def per_horizon_plot(rep: Report, dataset: str, task: str) -> None:
-    curves = per_horizon(rep, dataset, task, "test")
+    curves = report.per_horizon_mae(rep.jobs, dataset, task, "test")
     curves = {m: c for m, c in curves.items() if len(c) > 1}
     if not curves:
         return

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -127,15 +128,23 @@ def header_line(params: Params, meta: dict) -> str:
 
 
 # --- published references -------------------------------------------------------------------------
+REFERENCE_FIELDS = ("dataset", "task", "model", "split", "metric", "value", "source")
+REFERENCE_OPTIONAL = ("reference_model", "step", "protocol", "difference")
+
+
 def load_references(path: Path) -> list[dict]:
     if not path.is_file():
         raise DataError(f"{path}: missing; restore reports/references.yaml from the repository")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     entries = data.get("references", [])
     for i, entry in enumerate(entries):
-        missing = [k for k in ("dataset", "task", "model", "split", "metric", "value", "source") if k not in entry]
+        missing = [k for k in REFERENCE_FIELDS if k not in entry]
         if missing:
             raise DataError(f"{path}: references[{i}] lacks {missing}")
+        unknown = [k for k in entry if k not in REFERENCE_FIELDS + REFERENCE_OPTIONAL]
+        if unknown:
+            raise DataError(f"{path}: references[{i}] has unknown fields {unknown}; "
+                            f"known: {', '.join(REFERENCE_FIELDS + REFERENCE_OPTIONAL)}")
     return entries
 
 
@@ -152,6 +161,70 @@ def verdict(ours: float, published: float, metric: str, tolerance: float = 0.02)
     return "on par (within 2%)"
 
 
+def per_horizon_mae(jobs: list[aggregate.Job], dataset: str, task: str, split: str) -> dict[str, list[float]]:
+    """model -> seed-averaged MAE at each horizon step (metrics.json `<split>_per_horizon_mae`)."""
+    curves: dict[str, list[np.ndarray]] = {}
+    for job in jobs:
+        entry = (job.metrics.get("tasks") or {}).get(task) if job.dataset == dataset else None
+        if entry and entry.get("status", "ok") == "ok" and entry.get(f"{split}_per_horizon_mae"):
+            curves.setdefault(job.model, []).append(np.asarray(entry[f"{split}_per_horizon_mae"], dtype=float))
+    return {m: list(np.mean(np.stack(c), axis=0)) for m, c in curves.items()}
+
+
+def reference_rows(references: list[dict], summary: pd.DataFrame, jobs: list[aggregate.Job], dataset: str,
+                   task: str) -> pd.DataFrame:
+    """Published numbers for this task beside ours (same split and metric; `step`: one horizon step).
+    `ours` is "–" where the comparable model did not run; `difference` says how our model differs."""
+    ok = summary[(summary["status"] == "ok") & (summary["dataset"] == dataset) & (summary["task"] == task)]
+    out = []
+    for ref in (r for r in references if r["dataset"] == dataset and r["task"] == task):
+        if "step" in ref:
+            ours = per_horizon_mae(jobs, dataset, task, ref["split"]).get(ref["model"], [])
+            value = ours[ref["step"] - 1] if len(ours) >= ref["step"] else math.nan
+        else:
+            hit = ok[(ok["model"] == ref["model"]) & (ok["split"] == ref["split"]) & (ok["metric"] == ref["metric"])]
+            value = float(hit["mean"].iloc[0]) if not hit.empty else math.nan
+        where = f"{ref['split']} {ref['metric']}" + (f" at t+{ref['step']}" if "step" in ref else "")
+        out.append({"published model": ref.get("reference_model", ref["model"]), "source": ref["source"],
+                    "split / metric": where, "published": fmt(ref["value"]), "model": ref["model"],
+                    "ours": fmt(value), "verdict": verdict(value, float(ref["value"]), ref["metric"]),
+                    "protocol": ref.get("protocol", ""), "difference": ref.get("difference", "")})
+    return pd.DataFrame(out, columns=REFERENCE_COLUMNS)
+
+
+# reference_rows' columns; the last two are stated below the table, once per distinct text
+REFERENCE_COLUMNS = ["published model", "source", "split / metric", "published", "model", "ours", "verdict",
+                     "protocol", "difference"]
+REFERENCE_NOTES = {"protocol": "Published protocol", "difference": "How ours differs"}
+
+
+def references_markdown(refs: pd.DataFrame) -> list[str]:
+    """The leaderboard's lines for reference_rows: a table of those that ran here, then the others."""
+    if refs.empty:
+        return []
+    ran, other = refs[refs["ours"] != "–"], refs[refs["ours"] == "–"]
+    lines = ["Published references (reports/references.yaml):", ""]
+    if not ran.empty:
+        shown = [c for c in REFERENCE_COLUMNS if c not in REFERENCE_NOTES]
+        lines += ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+        lines += ["| " + " | ".join(str(r[c]).replace("|", "\\|") for c in shown) + " |" for _, r in ran.iterrows()]
+        lines.append("")
+        for column, label in REFERENCE_NOTES.items():
+            lines += [f"- {label}: {text}" for text in dict.fromkeys(t for t in ran[column] if t)]
+    if not other.empty:
+        lines.append(f"- {also_published(other)}")
+    return lines + [""]
+
+
+def also_published(other: pd.DataFrame) -> str:
+    """One sentence for reference rows whose model did not run here, each source named once."""
+    by_source: dict[str, list[str]] = {}
+    for _, r in other.iterrows():
+        by_source.setdefault(r["source"], []).append(f"{r['published model']} {r['split / metric']} {r['published']}")
+    return "Also published (no comparable run here): " + "; ".join(
+        f"{', '.join(items)} ({source})" for source, items in by_source.items())
+
+
 # --- leaderboard.md --------------------------------------------------------------------------------
 def leaderboard_rows(summary: pd.DataFrame, dataset: str, task: str) -> pd.DataFrame:
     """The test rows of a task's primary metric, best first."""
@@ -160,8 +233,10 @@ def leaderboard_rows(summary: pd.DataFrame, dataset: str, task: str) -> pd.DataF
     return rows.sort_values(["rank", "model"], kind="stable")
 
 
-def leaderboard_markdown(params: Params, summary: pd.DataFrame, meta: dict) -> str:
-    lines = ["# seqbench leaderboard", "", header_line(params, meta), "", marks_note(len(params.seeds)), ""]
+def leaderboard_markdown(params: Params, summary: pd.DataFrame, jobs: list[aggregate.Job],
+                         references: list[dict]) -> str:
+    lines = ["# seqbench leaderboard", "", header_line(params, aggregate.run_meta(jobs)), "",
+             marks_note(len(params.seeds)), ""]
     notes = preset_notes(params)
     status = summary[summary["status"] != "ok"]
     for dataset in aggregate.dataset_order(params):
@@ -183,6 +258,7 @@ def leaderboard_markdown(params: Params, summary: pd.DataFrame, meta: dict) -> s
                              f"[{fmt(row['ci95_low'])}, {fmt(row['ci95_high'])}] | {fmt(row['skill'])} | "
                              f"{mark(row)} | {row['n']} |")
             lines.append("")
+            lines += references_markdown(reference_rows(references, summary, jobs, dataset, task))
         for _, row in status[status["dataset"] == dataset].iterrows():
             who = f"{row['model']} on " if row["model"] else ""
             lines.append(f"- {row['status'].replace('_', ' ')}: {who}{row['task']} ({row['reason']})")

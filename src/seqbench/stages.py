@@ -43,7 +43,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "train": ("src/seqbench/train.py", "src/seqbench/loop.py", "src/seqbench/batches.py",
               "src/seqbench/evaluate.py", "src/seqbench/device.py", "src/seqbench/tracking.py",
               "src/seqbench/models"),
-    "aggregate": ("src/seqbench/aggregate.py", "src/seqbench/stats.py", "src/seqbench/report.py"),
+    "aggregate": ("src/seqbench/aggregate.py", "src/seqbench/stats.py", "src/seqbench/report.py",
+                  "reports/references.yaml"),
     "report": ("src/seqbench/report.py", "src/seqbench/figures.py", "reports/comparison.ipynb",
                "reports/references.yaml"),
 }
