@@ -36,8 +36,7 @@ run: setup  ## the whole benchmark with the default preset (params.yaml)
 # Only after a finished run: with a job left to do, dvc.lock would record stale outputs, and --touch would
 # stamp them as newer than the job's fresh inputs, so the next run would redo everything downstream.
 lock: setup  ## record a finished `make run` in dvc.lock, leaving both Snakemake and DVC up to date
-	@snakemake -n --quiet 2>&1 | grep -q '^Nothing to be done' || { echo "make lock: Snakemake still has \
-	jobs to run (see \`snakemake -n\`); finish them with \`make run\` first. Nothing was recorded." >&2; exit 1; }
+	@snakemake -n --quiet 2>&1 | grep -q '^Nothing to be done' || { echo "make lock: Snakemake has jobs left (snakemake -n); finish them with make run first. Nothing was recorded." >&2; exit 1; }
 	dvc commit --force --quiet
 	snakemake --touch --cores 1 --quiet
 

@@ -150,7 +150,7 @@ def test_references_beside_ours(rendered):
     assert re.search(r"ours (falls short|better) by \d+\.\d%", cta)
     assert "Also published (no comparable run here): 3 x SimpleRNN(32) + Dense(1) val mae 31,211" in cta
     h96 = page[page.index('<h3 id="dataset-etth1-h96">'):page.index('<h3 id="dataset-etth1-h336">')]
-    assert h96.count("<p class='difference'>How ours differs: ours is Geron&#x27;s Flatten + Dense") == 1
+    assert h96.count('<p class="difference">How linear differs from Linear: ours is Geron\'s Flatten') == 1
     chars = page[page.index('<h3 id="dataset-shakespeare-next_char">'):]
     assert "after 10 epochs over all 1M windows" in chars and "0.5513" in chars  # Geron's char-RNN
     assert re.search(r"ours (falls short|better) by \d+\.\d%|on par", chars)
@@ -235,6 +235,17 @@ def test_references_missing_field_is_named(tmp_path):
     path.write_text(yaml.safe_dump({"references": [{"dataset": "cta", "task": "next_day", "model": "rnn"}]}))
     with pytest.raises(DataError, match=r"references\[0\] lacks \['split', 'metric', 'value', 'source'\]"):
         report.load_references(path)
+
+
+def test_reference_notes_name_the_models_a_difference_compares():
+    import pandas as pd
+
+    rows = [{"published model": name, "model": "transformer", "protocol": "look-back 96", "difference": "encoder only"}
+            for name in ("Informer", "Autoformer")]
+    rows.append({"published model": "Linear", "model": "linear", "protocol": "look-back 96", "difference": ""})
+    assert report.reference_notes(pd.DataFrame(rows)) == [
+        ("protocol", "Published protocol", "look-back 96"),
+        ("difference", "How transformer differs from Informer, Autoformer", "encoder only")]
 
 
 def test_references_unknown_field_is_named(tmp_path):

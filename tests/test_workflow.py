@@ -8,13 +8,15 @@ change, a clean `dvc status`, and the same files and metrics from both tools.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from workflow_tools import planned_outputs, sh, snakemake_plan
+from workflow_tools import BIN, planned_outputs, sh, snakemake_plan
 
 from seqbench.params import load_params
 from seqbench.workspace import create
@@ -143,7 +145,7 @@ def make_recipe(makefile: Path, target: str) -> list[str]:
     for line in lines[start + 1:]:
         if not line.startswith("\t"):
             break
-        recipe.append(line.strip())
+        recipe.append(line.strip().removeprefix("@"))  # @: make's "do not echo", not part of the command
     return recipe
 
 
@@ -155,16 +157,33 @@ def test_make_lock_records_a_snakemake_run_for_dvc_and_leaves_snakemake_nothing_
     folder = tmp_path / "project"
     shutil.copytree(snakemake_project, folder, symlinks=True)  # copy2: mtimes kept
     sh(["dvc", "init", "--no-scm", "-q"], folder)
+    recipe = make_recipe(project_root / "Makefile", "lock")
+    guard, commit_and_touch = recipe[0], recipe[1:]
+    assert "snakemake -n" in guard and commit_and_touch, recipe
+    sh(["bash", "-c", guard], folder)  # the run is finished: lock goes ahead
     # At this size DVC leaves the features folder alone (and Snakemake checksums files under 1 MB), so
     # the out-of-order stamp that the real run gets from `dvc commit` is made here by hand.
     (folder / "data/features/synthetic/.snakemake_timestamp").touch()
     stale = sh(["snakemake", "-n", "--cores", "1"], folder)
     assert "Nothing to be done" not in stale.stdout + stale.stderr
-    recipe = make_recipe(project_root / "Makefile", "lock")
-    assert recipe, "Makefile has no lock recipe"
-    for command in recipe:
+    for command in commit_and_touch:
         sh(["bash", "-c", command], folder)
     assert "Data and pipelines are up to date" in sh(["dvc", "status"], folder).stdout
     result = sh(["snakemake", "-n", "--cores", "1"], folder)
     assert "Nothing to be done" in result.stdout + result.stderr, result.stdout[-3000:]
     assert (folder / "dvc.lock").read_text().count("md5:") > 10
+
+
+def test_make_lock_refuses_while_snakemake_has_jobs_left(project_root, snakemake_project, tmp_path):
+    """Locking an unfinished run would record stale outputs in dvc.lock and stamp them newer than their
+    fresh inputs, so the next run would redo everything downstream: `make lock` stops first."""
+    folder = tmp_path / "project"
+    shutil.copytree(snakemake_project, folder, symlinks=True)
+    sh(["dvc", "init", "--no-scm", "-q"], folder)
+    (folder / "reports/comparison.html").unlink()  # the report job has not run (e.g. a job before it failed)
+    guard = make_recipe(project_root / "Makefile", "lock")[0]
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(["bash", "-c", guard], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "make lock: Snakemake has jobs left (snakemake -n); finish them with make run first" in result.stderr
+    assert not (folder / "dvc.lock").exists()

@@ -172,9 +172,8 @@ def references_html(refs: pd.DataFrame, dataset: str, task: str) -> str:
         parts.append(_table(list(shown.columns), ["<tr>" + "".join(_cell(v) for v in r) + "</tr>"
                                                   for r in shown.itertuples(index=False)],
                             cls="references", dataset=dataset, task=task))
-        for column, label in report.REFERENCE_NOTES.items():
-            for text in dict.fromkeys(t for t in ran[column] if t):
-                parts.append(f"<p class='{column}'>{label}: {html.escape(text)}</p>")
+        parts += [f"<p class='{column}'>{html.escape(label)}: {html.escape(text)}</p>"
+                  for column, label, text in report.reference_notes(ran)]
     other = refs[refs["ours"] == "–"]
     if not other.empty:
         parts.append(f"<p class='references-not-run'>{html.escape(report.also_published(other))}</p>")

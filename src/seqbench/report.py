@@ -192,10 +192,22 @@ def reference_rows(references: list[dict], summary: pd.DataFrame, jobs: list[agg
     return pd.DataFrame(out, columns=REFERENCE_COLUMNS)
 
 
-# reference_rows' columns; the last two are stated below the table, once per distinct text
+# reference_rows' columns; the last two are stated below the table, once per distinct text (reference_notes)
 REFERENCE_COLUMNS = ["published model", "source", "split / metric", "published", "model", "ours", "verdict",
                      "protocol", "difference"]
-REFERENCE_NOTES = {"protocol": "Published protocol", "difference": "How ours differs"}
+REFERENCE_NOTES = ("protocol", "difference")
+
+
+def reference_notes(ran: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(column, label, text) per distinct protocol or difference text of the tabled reference rows; a
+    difference names the models it compares, e.g. "How transformer differs from Informer, Autoformer"."""
+    notes = [("protocol", "Published protocol", text) for text in dict.fromkeys(t for t in ran["protocol"] if t)]
+    for text in dict.fromkeys(t for t in ran["difference"] if t):
+        rows = ran[ran["difference"] == text]
+        ours = ", ".join(dict.fromkeys(rows["model"]))
+        theirs = ", ".join(dict.fromkeys(rows["published model"]))
+        notes.append(("difference", f"How {ours} differs from {theirs}", text))
+    return notes
 
 
 def references_markdown(refs: pd.DataFrame) -> list[str]:
@@ -209,8 +221,7 @@ def references_markdown(refs: pd.DataFrame) -> list[str]:
         lines += ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
         lines += ["| " + " | ".join(str(r[c]).replace("|", "\\|") for c in shown) + " |" for _, r in ran.iterrows()]
         lines.append("")
-        for column, label in REFERENCE_NOTES.items():
-            lines += [f"- {label}: {text}" for text in dict.fromkeys(t for t in ran[column] if t)]
+        lines += [f"- {label}: {text}" for _, label, text in reference_notes(ran)]
     if not other.empty:
         lines.append(f"- {also_published(other)}")
     return lines + [""]
