@@ -165,7 +165,7 @@ def leaderboard_html(rep: Report, dataset: str, task: str) -> str:
 
 def references_html(refs: pd.DataFrame, dataset: str, task: str) -> str:
     """Rows whose model ran here in a table; the others (no comparable run) in one line below it."""
-    ran = refs[refs["ours"] != "–"]
+    ran, other = report.ran_and_not(refs)
     parts = ["<h4>Published references</h4>"]
     if not ran.empty:
         shown = ran.drop(columns=list(report.REFERENCE_NOTES))
@@ -174,7 +174,6 @@ def references_html(refs: pd.DataFrame, dataset: str, task: str) -> str:
                             cls="references", dataset=dataset, task=task))
         parts += [f"<p class='{column}'>{html.escape(label)}: {html.escape(text)}</p>"
                   for column, label, text in report.reference_notes(ran)]
-    other = refs[refs["ours"] == "–"]
     if not other.empty:
         parts.append(f"<p class='references-not-run'>{html.escape(report.also_published(other))}</p>")
     return "".join(parts)

@@ -130,6 +130,10 @@ def header_line(params: Params, meta: dict) -> str:
 # --- published references -------------------------------------------------------------------------
 REFERENCE_FIELDS = ("dataset", "task", "model", "split", "metric", "value", "source")
 REFERENCE_OPTIONAL = ("reference_model", "step", "protocol", "difference")
+# reference_rows' columns; the last two are stated below the table, once per distinct text (reference_notes)
+REFERENCE_COLUMNS = ["published model", "source", "split / metric", "published", "model", "ours", "verdict",
+                     "protocol", "difference"]
+REFERENCE_NOTES = ("protocol", "difference")
 
 
 def load_references(path: Path) -> list[dict]:
@@ -176,10 +180,13 @@ def reference_rows(references: list[dict], summary: pd.DataFrame, jobs: list[agg
     """Published numbers for this task beside ours (same split and metric; `step`: one horizon step).
     `ours` is "–" where the comparable model did not run; `difference` says how our model differs."""
     ok = summary[(summary["status"] == "ok") & (summary["dataset"] == dataset) & (summary["task"] == task)]
+    curves: dict[str, dict[str, list[float]]] = {}  # split -> per_horizon_mae, read once per split
     out = []
     for ref in (r for r in references if r["dataset"] == dataset and r["task"] == task):
         if "step" in ref:
-            ours = per_horizon_mae(jobs, dataset, task, ref["split"]).get(ref["model"], [])
+            if ref["split"] not in curves:
+                curves[ref["split"]] = per_horizon_mae(jobs, dataset, task, ref["split"])
+            ours = curves[ref["split"]].get(ref["model"], [])
             value = ours[ref["step"] - 1] if len(ours) >= ref["step"] else math.nan
         else:
             hit = ok[(ok["model"] == ref["model"]) & (ok["split"] == ref["split"]) & (ok["metric"] == ref["metric"])]
@@ -192,10 +199,10 @@ def reference_rows(references: list[dict], summary: pd.DataFrame, jobs: list[agg
     return pd.DataFrame(out, columns=REFERENCE_COLUMNS)
 
 
-# reference_rows' columns; the last two are stated below the table, once per distinct text (reference_notes)
-REFERENCE_COLUMNS = ["published model", "source", "split / metric", "published", "model", "ours", "verdict",
-                     "protocol", "difference"]
-REFERENCE_NOTES = ("protocol", "difference")
+def ran_and_not(refs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """reference_rows split into those whose model ran here (a table) and the others (one sentence)."""
+    ran = refs["ours"] != fmt(math.nan)
+    return refs[ran], refs[~ran]
 
 
 def reference_notes(ran: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -214,7 +221,7 @@ def references_markdown(refs: pd.DataFrame) -> list[str]:
     """The leaderboard's lines for reference_rows: a table of those that ran here, then the others."""
     if refs.empty:
         return []
-    ran, other = refs[refs["ours"] != "–"], refs[refs["ours"] == "–"]
+    ran, other = ran_and_not(refs)
     lines = ["Published references (reports/references.yaml):", ""]
     if not ran.empty:
         shown = [c for c in REFERENCE_COLUMNS if c not in REFERENCE_NOTES]
