@@ -8,7 +8,10 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 
+# The aggregate tables are targets too: Snakemake would not remake a deleted leaderboard.md while the
+# report that reads it is up to date (a missing intermediate file of a finished run counts as done).
 rule all:
     input:
+        AGGREGATE_OUTPUTS,
         REPORT_OUTPUTS,
     default_target: True

@@ -104,6 +104,15 @@ def test_second_snakemake_call_runs_nothing(snakemake_project):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_a_deleted_leaderboard_is_made_again(snakemake_project, tmp_path):
+    """leaderboard.md is committed and read by users, but no later job reads it after the report:
+    deleting it must still bring back the aggregate (and the report, whose input it is)."""
+    folder = tmp_path / "project"
+    shutil.copytree(snakemake_project, folder, symlinks=True)
+    (folder / "reports/leaderboard.md").unlink()
+    assert {job.rule for job in snakemake_plan(folder)} == {"aggregate", "report", "all"}
+
+
 def test_changing_one_model_reruns_only_its_jobs_and_the_report(snakemake_project):
     params_file = snakemake_project / "params.yaml"
     original = params_file.read_text()
