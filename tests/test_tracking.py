@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import shutil
 import sqlite3
 import threading
@@ -54,7 +56,8 @@ def test_init_creates_store_experiments_and_marker_idempotently(store, params_di
     layout, marker = store
     assert marker["uri"] == f"sqlite:///{layout.mlflow_db.resolve()}"
     assert set(marker["experiments"]) == {"synthetic"}
-    assert (layout.runs / "tracking.json").is_file()
+    # every training job depends on the file: it must not change with the job lists or the folder's place
+    assert json.loads((layout.runs / "tracking.json").read_text()) == {"store": "mlflow.db"}
     experiment = _client(layout).get_experiment_by_name("synthetic")
     assert experiment.artifact_location == (layout.mlflow_artifacts.resolve() / "synthetic").as_uri()
     params_dict["preset"] = "smoke"

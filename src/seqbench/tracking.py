@@ -106,16 +106,21 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 # --- store initialisation --------------------------------------------------------------------------
 def run_init(params, layout: Layout) -> dict[str, Any]:
-    """Create the store and one experiment per dataset of the job lists; safe to call again."""
+    """Create the store and one experiment per dataset of the job lists; safe to call again.
+
+    Every training job depends on the marker file, so it names only the store, in words that do not
+    depend on where the project folder lies: adding a dataset to the job lists (a new experiment) or
+    moving the folder must not make DVC retrain the jobs that exist. The experiments go to the log."""
     uri = tracking_uri(layout)
     sqlite_file = _sqlite_file(uri)
     if sqlite_file is not None:
         sqlite_file.parent.mkdir(parents=True, exist_ok=True)
     client = _client(uri)
     experiments = {name: _ensure_experiment(client, layout, name, uri) for name in params.datasets_in_jobs()}
-    marker = {"uri": uri, "experiments": experiments}
-    write_json(layout.tracking_marker, marker)
-    return marker
+    own_store = sqlite_file is not None and sqlite_file.resolve() == layout.mlflow_db.resolve()
+    write_json(layout.tracking_marker, {"store": layout.mlflow_db.name if own_store else uri})
+    print(f"MLflow store {uri}; experiments (dataset: id): {experiments}")
+    return {"uri": uri, "experiments": experiments}
 
 
 def _ensure_experiment(client, layout: Layout, name: str, uri: str) -> str:

@@ -20,7 +20,9 @@ rule train:
     input:
         code("train"),
         features="data/features/{dataset}",
-        tracking="runs/tracking.json",
+        # ancient: the store must exist first, but tracking_init reruns whenever the job lists grow (a new
+        # experiment), which must not retrain the jobs that exist
+        tracking=ancient("runs/tracking.json"),
     output:
         **{name.split(".")[0]: f"{RUN_DIR}/{name}" for name in RUN_FILES},
     params:
