@@ -81,6 +81,13 @@ def dvc_project(project_root, tmp_path_factory) -> Path:
     return folder
 
 
+def copy_of(project: Path, tmp_path: Path) -> Path:
+    """A copy of a finished project to change, in another place; copy2 keeps the mtimes Snakemake compares."""
+    folder = tmp_path / "project"
+    shutil.copytree(project, folder, symlinks=True)
+    return folder
+
+
 def test_snakemake_completes_every_job(snakemake_project):
     params = load_params(snakemake_project / "params.yaml")
     for _, dataset, model, seed in params.train_jobs():
@@ -107,8 +114,7 @@ def test_second_snakemake_call_runs_nothing(snakemake_project):
 def test_a_deleted_leaderboard_is_made_again(snakemake_project, tmp_path):
     """leaderboard.md is committed and read by users, but no later job reads it after the report:
     deleting it must still bring back the aggregate (and the report, whose input it is)."""
-    folder = tmp_path / "project"
-    shutil.copytree(snakemake_project, folder, symlinks=True)
+    folder = copy_of(snakemake_project, tmp_path)
     (folder / "reports/leaderboard.md").unlink()
     assert {job.rule for job in snakemake_plan(folder)} == {"aggregate", "report", "all"}
 
@@ -136,8 +142,7 @@ def with_model_added(folder: Path, model: str) -> None:
 
 
 def test_a_model_added_to_the_job_list_trains_only_its_own_jobs_in_snakemake(snakemake_project, tmp_path):
-    folder = tmp_path / "project"
-    shutil.copytree(snakemake_project, folder, symlinks=True)
+    folder = copy_of(snakemake_project, tmp_path)
     with_model_added(folder, "gru")
     plan = snakemake_plan(folder)
     assert planned_outputs(plan, "train") == {"runs/synthetic/gru/seed0/metrics.json"}
@@ -145,8 +150,7 @@ def test_a_model_added_to_the_job_list_trains_only_its_own_jobs_in_snakemake(sna
 
 
 def test_a_model_added_to_the_job_list_trains_only_its_own_jobs_in_dvc(dvc_project, tmp_path):
-    folder = tmp_path / "project"  # a copy in another place: nothing recorded may depend on the folder's path
-    shutil.copytree(dvc_project, folder, symlinks=True)
+    folder = copy_of(dvc_project, tmp_path)  # nothing recorded may depend on the folder's path
     with_model_added(folder, "gru")
     ran = re.findall(r"Running stage '([^']+)'", sh(["dvc", "repro"], folder, timeout=1500).stdout)
     assert sorted(ran) == ["aggregate", "report", "tracking-init", "train-forecast@synthetic-gru-0"], ran
@@ -188,8 +192,7 @@ def test_make_lock_records_a_snakemake_run_for_dvc_and_leaves_snakemake_nothing_
     """`make lock`: on the real data `dvc commit` rewrites the outputs it caches (fresh mtimes, in DVC's
     order), after which Snakemake would rerun every job whose inputs now look newer; the re-stamp after
     it must leave both tools up to date."""
-    folder = tmp_path / "project"
-    shutil.copytree(snakemake_project, folder, symlinks=True)  # copy2: mtimes kept
+    folder = copy_of(snakemake_project, tmp_path)
     sh(["dvc", "init", "--no-scm", "-q"], folder)
     recipe = make_recipe(project_root / "Makefile", "lock")
     guard, commit_and_touch = recipe[0], recipe[1:]
@@ -211,8 +214,7 @@ def test_make_lock_records_a_snakemake_run_for_dvc_and_leaves_snakemake_nothing_
 def test_make_lock_refuses_while_snakemake_has_jobs_left(project_root, snakemake_project, tmp_path):
     """Locking an unfinished run would record stale outputs in dvc.lock and stamp them newer than their
     fresh inputs, so the next run would redo everything downstream: `make lock` stops first."""
-    folder = tmp_path / "project"
-    shutil.copytree(snakemake_project, folder, symlinks=True)
+    folder = copy_of(snakemake_project, tmp_path)
     sh(["dvc", "init", "--no-scm", "-q"], folder)
     (folder / "reports/comparison.html").unlink()  # the report job has not run (e.g. a job before it failed)
     guard = make_recipe(project_root / "Makefile", "lock")[0]
