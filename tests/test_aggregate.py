@@ -143,7 +143,7 @@ def make_project(root: Path) -> Params:
     layout = Layout(root)
     layout.reports.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "reports/references.yaml", layout.reports / "references.yaml")  # the leaderboard cites it
-    for group, dataset, model, seed in params.train_jobs():
+    for group, dataset, model, seed, _regime in params.train_jobs():
         rng = np.random.default_rng(zlib.crc32(f"{dataset}/{model}/{seed}".encode()))  # stable across processes
         family = {"forecast": "forecast", "statistical": "forecast"}.get(group, group)
         base = {"dataset": dataset, "model": model, "seed": seed, "preset": "standard", "family": family,
@@ -189,7 +189,7 @@ def test_results_csv_long_form_matches_metrics_json(built):
     assert row["value"].item() == _metrics(root, "cta", "rnn", 1)["tasks"]["14_day"]["test"]["rmse"]
     # every ok task of every available job: 2 splits x its metrics
     expected = 0
-    for _, dataset, model, seed in params.train_jobs():
+    for _, dataset, model, seed, _ in params.train_jobs():
         for entry in _metrics(root, dataset, model, seed).get("tasks", {}).values():
             if entry["status"] == "ok":
                 expected += len(entry["val"]) + len(entry["test"])
@@ -326,8 +326,8 @@ def test_summary_rows_in_report_order(built):
 def test_missing_metrics_names_file_and_command(tmp_path):
     params = make_project(tmp_path)
     (Layout(tmp_path).run("cta", "rnn", 2) / "metrics.json").unlink()
-    with pytest.raises(DataError, match=r"runs/cta/rnn/seed2/metrics.json: missing; run `python -m seqbench train "
-                                        r"--dataset cta --model rnn --seed 2`"):
+    with pytest.raises(DataError, match=r"runs/cta/rnn/protocol/seed2/metrics.json: missing; run `python -m seqbench train "
+                                        r"--dataset cta --model rnn --seed 2 --regime protocol`"):
         aggregate.run(params, Layout(tmp_path), log_mlflow=False)
 
 

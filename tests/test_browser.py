@@ -64,11 +64,11 @@ def store(tmp_path_factory):
         params = make_project(root)
         layout = Layout(root)
         tracking.run_init(params, layout)
-        for _group, dataset, model, seed in params.train_jobs():
+        for _group, dataset, model, seed, _regime in params.train_jobs():
             if dataset not in JOB_DATASETS:
                 continue
             metrics = json.loads((layout.run(dataset, model, seed) / "metrics.json").read_text())
-            with tracking.job_run(layout, dataset, model, seed, preset=params.preset, data_hash="feed",
+            with tracking.job_run(layout, dataset, model, seed, regime="protocol", preset=params.preset, data_hash="feed",
                                   device="cpu", params={"units": 32}) as run:
                 for epoch in (1, 2):
                     run.log_epoch(next(iter(metrics["tasks"])), epoch, 1.0 / epoch, 1.1 / epoch)
@@ -134,7 +134,7 @@ def test_mlflow_server_lists_job_and_summary_runs(store, server):
     for dataset in aggregate.dataset_order(params):
         experiment = _api(server, f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={dataset}")["experiment"]
         runs = {r["info"]["run_name"]: r for r in _runs(server, experiment["experiment_id"])}
-        models = sorted({m for _g, d, m, _s in params.train_jobs() if d == dataset})
+        models = sorted({job.model for job in params.train_jobs() if job.dataset == dataset})
         expected_summaries = set() if dataset == "jena" else {f"{m}-summary" for m in models}
         expected_jobs = {f"{m}-seed{s}" for m in models for s in SEEDS} if dataset in JOB_DATASETS else set()
         assert set(runs) == expected_summaries | expected_jobs  # no duplicates after the rerun

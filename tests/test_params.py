@@ -99,7 +99,7 @@ def test_cli_reports_a_typo_without_traceback(project, params_dict):
 def test_stage_params_resolve_to_existing_keys(project_root):
     """Every key a stage lists exists for every job (DVC fails on a missing params key)."""
     params = load_params(project_root / "params.yaml")
-    for _, dataset, model, _ in params.train_jobs():
+    for _, dataset, model, _, _ in params.train_jobs():
         values = stages.param_values(params, "train", dataset=dataset, model=model)
         assert values[f"models.{model}"] == params.model_settings(model).model_dump(mode="json")
     assert stages.param_values(params, "download") == {"data": params.data.model_dump(mode="json")}

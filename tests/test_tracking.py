@@ -47,7 +47,7 @@ def _runs(layout: Layout, view=ViewType.ACTIVE_ONLY):
 
 
 def _job(layout: Layout, model: str = "lstm", seed: int = 0):
-    return tracking.job_run(layout, "synthetic", model, seed, preset="smoke", data_hash="abc123", device="cpu",
+    return tracking.job_run(layout, "synthetic", model, seed, regime="protocol", preset="smoke", data_hash="abc123", device="cpu",
                             params={"train": {"lr": 0.003, "tasks": ("h12",)}, "model": {"units": 4}})
 
 
@@ -138,7 +138,7 @@ def test_missing_store_or_experiment_asks_for_tracking_init(tmp_path, store, mon
     assert not (tmp_path / "elsewhere" / "mlflow.db").exists()  # nothing was created
     layout, _ = store
     with pytest.raises(tracking.TrackingError, match="no MLflow experiment 'cta'.*tracking-init"):
-        tracking.job_run(layout, "cta", "lstm", 0, preset="smoke", data_hash="", device="cpu",
+        tracking.job_run(layout, "cta", "lstm", 0, regime="protocol", preset="smoke", data_hash="", device="cpu",
                          params={}).__enter__()
 
 

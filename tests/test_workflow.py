@@ -90,8 +90,8 @@ def copy_of(project: Path, tmp_path: Path) -> Path:
 
 def test_snakemake_completes_every_job(snakemake_project):
     params = load_params(snakemake_project / "params.yaml")
-    for _, dataset, model, seed in params.train_jobs():
-        metrics = json.loads((snakemake_project / f"runs/{dataset}/{model}/seed{seed}/metrics.json").read_text())
+    for _, dataset, model, seed, _ in params.train_jobs():
+        metrics = json.loads((snakemake_project / f"runs/{dataset}/{model}/protocol/seed{seed}/metrics.json").read_text())
         assert metrics["status"] == "ok", (dataset, model, metrics)
     assert (snakemake_project / "reports/comparison.html").stat().st_size > 10_000
 
@@ -129,7 +129,7 @@ def test_changing_one_model_reruns_only_its_jobs_and_the_report(snakemake_projec
         plan = snakemake_plan(snakemake_project)
     finally:
         params_file.write_text(original)
-    assert planned_outputs(plan, "train") == {"runs/synthetic/lstm/seed0/metrics.json"}
+    assert planned_outputs(plan, "train") == {"runs/synthetic/lstm/protocol/seed0/metrics.json"}
     assert {job.rule for job in plan} == {"train", "aggregate", "report", "all"}
 
 
@@ -145,7 +145,7 @@ def test_a_model_added_to_the_job_list_trains_only_its_own_jobs_in_snakemake(sna
     folder = copy_of(snakemake_project, tmp_path)
     with_model_added(folder, "gru")
     plan = snakemake_plan(folder)
-    assert planned_outputs(plan, "train") == {"runs/synthetic/gru/seed0/metrics.json"}
+    assert planned_outputs(plan, "train") == {"runs/synthetic/gru/protocol/seed0/metrics.json"}
     assert {job.rule for job in plan} == {"tracking_init", "train", "aggregate", "report", "all"}
 
 
@@ -153,14 +153,14 @@ def test_a_model_added_to_the_job_list_trains_only_its_own_jobs_in_dvc(dvc_proje
     folder = copy_of(dvc_project, tmp_path)  # nothing recorded may depend on the folder's path
     with_model_added(folder, "gru")
     ran = re.findall(r"Running stage '([^']+)'", sh(["dvc", "repro"], folder, timeout=1500).stdout)
-    assert sorted(ran) == ["aggregate", "report", "tracking-init", "train-forecast@synthetic-gru-0"], ran
+    assert sorted(ran) == ["aggregate", "report", "tracking-init", "train-forecast@synthetic-gru-protocol-0"], ran
 
 
 def test_dvc_repro_completes_and_status_is_clean(dvc_project):
     result = sh(["dvc", "status"], dvc_project)
     assert "Data and pipelines are up to date" in result.stdout
     shown = sh(["dvc", "metrics", "show", "--json"], dvc_project).stdout
-    assert "runs/synthetic/lstm/seed0/metrics.json" in shown
+    assert "runs/synthetic/lstm/protocol/seed0/metrics.json" in shown
 
 
 def test_snakemake_and_dvc_agree(snakemake_project, dvc_project):
@@ -168,8 +168,8 @@ def test_snakemake_and_dvc_agree(snakemake_project, dvc_project):
     assert smk == dvc
     assert (snakemake_project / "runs/tracking.json").read_text() == (dvc_project / "runs/tracking.json").read_text()
     params = load_params(snakemake_project / "params.yaml")
-    for _, dataset, model, seed in params.train_jobs():
-        name = f"runs/{dataset}/{model}/seed{seed}/metrics.json"
+    for _, dataset, model, seed, _ in params.train_jobs():
+        name = f"runs/{dataset}/{model}/protocol/seed{seed}/metrics.json"
         a = stable(json.loads((snakemake_project / name).read_text()))
         b = stable(json.loads((dvc_project / name).read_text()))
         assert a == b, name

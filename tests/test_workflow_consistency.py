@@ -73,5 +73,5 @@ def test_same_stages_commands_outputs_settings_and_code(standard_project):
 def test_every_job_of_the_job_lists_is_planned(standard_project):
     params = load_params(standard_project / "params.yaml")
     planned = {job.outputs[0] for job in snakemake_plan(standard_project) if job.rule == "train"}
-    assert planned == {f"runs/{d}/{m}/seed{s}/metrics.json" for _, d, m, s in params.train_jobs()}
+    assert planned == {f"runs/{j.dataset}/{j.model}/{j.regime}/seed{j.seed}/metrics.json" for j in params.train_jobs()}
     assert len(planned) == len(params.train_jobs())

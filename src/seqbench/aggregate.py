@@ -39,10 +39,6 @@ from seqbench.params import Params
 from seqbench.paths import Layout
 
 ALPHA = 0.05
-PRIMARY_METRIC = {"forecast": "mae", "text": "accuracy", "chars": "bits_per_char"}
-PRIMARY_OVERRIDE = {"etth1": "mse", "etth2": "mse"}  # the long-horizon literature ranks by MSE
-BASELINE = {"cta": "seasonal_naive"}  # Geron's naive forecast is last week's value; elsewhere the last value
-DEFAULT_BASELINE = "naive"
 RESULT_COLUMNS = ["dataset", "task", "model", "seed", "preset", "split", "metric", "value"]
 COST_COLUMNS = ["dataset", "task", "model", "seed", "params_count", "train_seconds", "seconds_per_epoch",
                 "epochs", "peak_memory_mb", "device"]
@@ -57,16 +53,17 @@ class Job:
     dataset: str
     model: str
     seed: int
+    regime: str
     path: Path  # the run folder
     metrics: dict
 
 
 def primary_metric(dataset: str) -> str:
-    return PRIMARY_OVERRIDE.get(dataset, PRIMARY_METRIC[dataset_registry.get(dataset).family])
+    return dataset_registry.get(dataset).primary_metric
 
 
-def baseline_model(dataset: str) -> str:
-    return BASELINE.get(dataset, DEFAULT_BASELINE)
+def baseline_model(dataset: str) -> str | None:
+    return dataset_registry.get(dataset).baseline
 
 
 def dataset_order(params: Params) -> list[str]:
@@ -98,19 +95,19 @@ def sort_summary(params: Params, summary: pd.DataFrame) -> pd.DataFrame:
 # --- collect ---------------------------------------------------------------------------------------
 def load_jobs(params: Params, layout: Layout) -> list[Job]:
     jobs = []
-    for _group, dataset, model, seed in params.train_jobs():
-        folder = layout.run(dataset, model, seed)
+    for _group, dataset, model, seed, regime in params.train_jobs():
+        folder = layout.run(dataset, model, seed, regime)
         path = folder / "metrics.json"
         if not path.is_file():
             raise DataError(f"{path}: missing; run `python -m seqbench train --dataset {dataset} --model {model} "
-                            f"--seed {seed}` (or the whole workflow: `snakemake --cores all` / `dvc repro`)")
+                            f"--seed {seed} --regime {regime}` (or the whole workflow: `snakemake --cores all` / `dvc repro`)")
         try:
             metrics = read_json(path)
         except ValueError as error:
             raise DataError(f"{path}: not valid JSON ({error}); delete it and rerun that training job") from None
         if metrics.get("status") not in ("ok", "unavailable"):
             raise DataError(f"{path}: field 'status' is {metrics.get('status')!r}, expected 'ok' or 'unavailable'")
-        jobs.append(Job(dataset, model, seed, folder, metrics))
+        jobs.append(Job(dataset, model, seed, regime, folder, metrics))
     return jobs
 
 

@@ -74,11 +74,12 @@ def train(
     model: str = typer.Option(..., "--model", "-m", help="model name, as in params.yaml"),
     seed: int = typer.Option(..., "--seed", "-s", min=0),
     threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: all cores)", min=0),
+    regime: str = typer.Option("protocol", "--regime", help="protocol (the books' settings) or tuned"),
 ) -> None:
-    """Train and evaluate one (dataset, model, seed): runs/<ds>/<model>/seed<k>/ + one MLflow run."""
+    """Train and evaluate one (dataset, model, seed): runs/<ds>/<model>/<regime>/seed<k>/ + one MLflow run."""
     from seqbench import train as stage
 
-    _run(stage.run, dataset=dataset, model=model, seed=seed, threads=threads)
+    _run(stage.run, dataset=dataset, model=model, seed=seed, threads=threads, regime=regime)
 
 
 @app.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import yaml
 from pydantic import (
@@ -32,6 +32,19 @@ from seqbench.models.settings import ModelSettings
 from seqbench.tasks import FAMILY_KINDS
 
 JOB_GROUPS = ("forecast", "statistical", "text", "chars")
+# protocol: the books' and papers' settings; tuned: the settings an equal-budget search chose on validation
+REGIMES = ("protocol", "tuned")
+Regime = Literal["protocol", "tuned"]
+
+
+class TrainJob(NamedTuple):
+    """One training job of the job lists: runs/<dataset>/<model>/<regime>/seed<seed>/."""
+
+    group: str
+    dataset: str
+    model: str
+    seed: int
+    regime: str
 
 
 class ParamsError(ValueError):
@@ -274,6 +287,7 @@ class TrainConfig:
 class Params(Strict):
     preset: str
     seeds: list[NonNegativeInt] = Field(min_length=1)
+    regimes: list[Regime] = Field(default=["protocol"], min_length=1)
     jobs: Jobs
     data: DataSettings
     datasets: DatasetsSettings
@@ -302,6 +316,8 @@ class Params(Strict):
             raise ValueError(f"preset {self.preset!r} is not defined under presets ({', '.join(self.presets)})")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {self.seeds}")
+        if len(set(self.regimes)) != len(self.regimes):
+            raise ValueError(f"regimes must be distinct, got {self.regimes}")
         _check_jobs(self.jobs, self.datasets, "jobs")
         _check_dvc_keys(self, self.jobs, "jobs")
         for preset_name, preset in self.presets.items():
@@ -367,13 +383,14 @@ class Params(Strict):
             tasks=tuple(budget.tasks) if budget.tasks is not None else None,
         )
 
-    def train_jobs(self) -> list[tuple[str, str, str, int]]:
-        """Every (group, dataset, model, seed) the job lists define, in a stable order."""
+    def train_jobs(self) -> list[TrainJob]:
+        """Every job the job lists define (dataset x model x seed x regime of each group), in a stable order."""
         return [
-            (group, dataset, model, seed)
+            TrainJob(group, dataset, model, seed, regime)
             for group in JOB_GROUPS
             for dataset in getattr(self.jobs, group).datasets
             for model in getattr(self.jobs, group).models
+            for regime in self.regimes
             for seed in self.seeds
         ]
 

@@ -32,8 +32,8 @@ class Layout:
     def features(self, dataset: str) -> Path:
         return self.root / "data" / "features" / dataset
 
-    def run(self, dataset: str, model: str, seed: int) -> Path:
-        return self.root / "runs" / dataset / model / f"seed{seed}"
+    def run(self, dataset: str, model: str, seed: int, regime: str = "protocol") -> Path:
+        return self.root / "runs" / dataset / model / regime / f"seed{seed}"
 
     @property
     def runs(self) -> Path:

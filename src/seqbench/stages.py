@@ -28,7 +28,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
         "models.{model}",
     ),
     # the leaderboard and the report state each preset's budgets against the protocols (report.preset_notes)
-    "aggregate": ("preset", "seeds", "jobs", "presets.{preset}", "datasets"),
+    "aggregate": ("preset", "seeds", "regimes", "jobs", "presets.{preset}", "datasets"),
     "report": ("preset", "seeds", "presets.{preset}", "datasets"),
 }
 

@@ -227,14 +227,16 @@ class JobRun:
 
 
 @contextlib.contextmanager
-def job_run(layout: Layout, dataset: str, model: str, seed: int, *, preset: str, data_hash: str,
+def job_run(layout: Layout, dataset: str, model: str, seed: int, *, regime: str, preset: str, data_hash: str,
             device: str, params: Mapping[str, Any]) -> Iterator[JobRun]:
-    """One run `<model>-seed<k>` replacing any earlier one; FAILED (KILLED on Ctrl-C) if the block raises."""
+    """One run `<model>-seed<k>` (`<model>-tuned-seed<k>` in the tuned regime) replacing any earlier one;
+    FAILED (KILLED on Ctrl-C) if the block raises."""
     client, experiment_id = _experiment(layout, dataset)
-    tags = {"dataset": dataset, "model": model, "seed": str(seed), KIND_TAG: JOB}
+    tags = {"dataset": dataset, "model": model, "seed": str(seed), "regime": regime, KIND_TAG: JOB}
     _replace(client, experiment_id, tags)
     tags.update(preset=preset, git_commit=git_commit(layout.root), data_hash=data_hash, device=device)
-    run = _retry(client.create_run, experiment_id, run_name=f"{model}-seed{seed}", tags=tags)
+    name = f"{model}-seed{seed}" if regime == "protocol" else f"{model}-{regime}-seed{seed}"
+    run = _retry(client.create_run, experiment_id, run_name=name, tags=tags)
     job = JobRun(client, run.info.run_id)
     try:
         _log_batch(client, job.run_id, params=_params(flatten(params)))

@@ -42,10 +42,10 @@ def _write_torch(path: Path, obj: dict) -> None:
         torch.save(obj, tmp)
 
 
-def write_unavailable(out_dir: Path, dataset: str, model: str, seed: int, preset: str, family: str,
+def write_unavailable(out_dir: Path, dataset: str, model: str, seed: int, regime: str, preset: str, family: str,
                       reason: str) -> dict:
     """Placeholder outputs so both orchestrators find every file of a job whose data cannot be had."""
-    metrics = {"dataset": dataset, "model": model, "seed": seed, "preset": preset, "family": family,
+    metrics = {"dataset": dataset, "model": model, "seed": seed, "regime": regime, "preset": preset, "family": family,
                "status": "unavailable", "reason": reason, "metric_units": None, "tasks": {}, "cost": None,
                "tags": {"torch": torch.__version__}, "mlflow_run_id": None}
     write_text(out_dir / "history.csv", history_csv([]))
@@ -56,18 +56,19 @@ def write_unavailable(out_dir: Path, dataset: str, model: str, seed: int, preset
     return metrics
 
 
-def run(params, layout: Layout, dataset: str, model: str, seed: int, threads: int = 0) -> dict:
+def run(params, layout: Layout, dataset: str, model: str, seed: int, threads: int = 0,
+        regime: str = "protocol") -> dict:
     """`python -m seqbench train`: every output of one job (placeholders when the dataset is unavailable)."""
     from seqbench import features as feature_loader
     from seqbench import tracking
 
     family = dataset_registry.get(dataset).family
     model_registry.get(model)
-    out_dir = layout.run(dataset, model, seed)
+    out_dir = layout.run(dataset, model, seed, regime)
     reason = feature_loader.unavailable_reason(layout.features(dataset))
     if reason is not None:
         print(f"{dataset} is unavailable ({reason}): writing placeholder outputs", file=sys.stderr)
-        return write_unavailable(out_dir, dataset, model, seed, params.preset, family, reason)
+        return write_unavailable(out_dir, dataset, model, seed, regime, params.preset, family, reason)
     from seqbench import loop
 
     features = feature_loader.load_features(layout.features(dataset))
@@ -81,11 +82,12 @@ def run(params, layout: Layout, dataset: str, model: str, seed: int, threads: in
             "torch": torch.__version__}
     mlflow_params = {"train": dataclasses.asdict(job.config), "model": job.settings.model_dump(mode="json"),
                      "threads": torch.get_num_threads()}
-    with tracking.job_run(layout, dataset, model, seed, preset=params.preset, data_hash=features.data_hash,
-                          device=str(job.device), params=mlflow_params) as tracker:
+    with tracking.job_run(layout, dataset, model, seed, regime=regime, preset=params.preset,
+                          data_hash=features.data_hash, device=str(job.device), params=mlflow_params) as tracker:
         job.on_epoch = tracker.log_epoch
         results, history, states, predictions = loop.train_job(job, out_dir)
-        metrics = {"dataset": dataset, "model": model, "seed": seed, "preset": params.preset, "family": family,
+        metrics = {"dataset": dataset, "model": model, "seed": seed, "regime": regime, "preset": params.preset,
+                   "family": family,
                    "status": "ok", "reason": None,
                    "metric_units": features.metric_units if family == "forecast" else None, "tasks": results,
                    "cost": {"peak_memory_mb": dev.peak_memory_mb(job.device), "device": str(job.device),

@@ -16,9 +16,9 @@ if config != read_params_yaml(Path("params.yaml")):
     )
 PARAMS = parse_params(config)
 
-TRAIN_JOBS = PARAMS.train_jobs()  # (group, dataset, model, seed)
-GROUP = {(dataset, model): group for group, dataset, model, _ in TRAIN_JOBS}
-RUN_DIR = "runs/{dataset}/{model}/seed{seed}"
+TRAIN_JOBS = PARAMS.train_jobs()  # (group, dataset, model, seed, regime)
+GROUP = {(job.dataset, job.model): job.group for job in TRAIN_JOBS}
+RUN_DIR = "runs/{dataset}/{model}/{regime}/seed{seed}"
 RUN_FILES = ("metrics.json", "history.csv", "predictions.parquet", "checkpoint.pt")
 AGGREGATE_OUTPUTS = [f"reports/{name}" for name in ("results.csv", "summary.csv", "costs.csv", "leaderboard.md")]
 REPORT_OUTPUTS = ["reports/comparison.executed.ipynb", "reports/comparison.html"]
@@ -28,11 +28,12 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, DATASETS)),
     model="|".join(map(re.escape, REGISTRY)),
     seed=r"\d+",
+    regime="protocol|tuned",
 
 
 def run_files(name):
     """One file of every training job, e.g. every metrics.json."""
-    return [f"runs/{d}/{m}/seed{s}/{name}" for _, d, m, s in TRAIN_JOBS]
+    return [f"runs/{j.dataset}/{j.model}/{j.regime}/seed{j.seed}/{name}" for j in TRAIN_JOBS]
 
 
 def code(stage):

@@ -31,7 +31,7 @@ rule train:
     resources:
         gpu=GPUS_PER_TRAIN_JOB,
     log:
-        "logs/train/{dataset}/{model}/seed{seed}.log",
+        "logs/train/{dataset}/{model}/{regime}/seed{seed}.log",
     shell:
         "python -m seqbench train --dataset {wildcards.dataset} --model {wildcards.model}"
-        " --seed {wildcards.seed} --threads {threads} > {log} 2>&1"
+        " --seed {wildcards.seed} --regime {wildcards.regime} --threads {threads} > {log} 2>&1"
