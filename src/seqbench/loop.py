@@ -35,7 +35,7 @@ from seqbench import models as model_registry
 from seqbench.batches import eval_samples, make_data
 from seqbench.errors import TrainingError
 from seqbench.io import atomic_path
-from seqbench.tasks import Task, to_dict
+from seqbench.tasks import ForecastTask, Task, to_dict
 
 FAMILY_LOSSES = {"forecast": ("mse", "mae", "huber"), "text": ("bce",), "chars": ("cross_entropy",)}
 EpochHook = Callable[[str, int, float, float], None]
@@ -282,6 +282,8 @@ def fit_task(job: Job, task: Task, resume: dict | None = None,
               "train_seconds": round(state["seconds"], 3),
               "seconds_per_epoch": round(state["seconds"] / state["epoch"], 3) if state["epoch"] else 0.0,
               "params_count": int(params_count)}
+    if isinstance(task, ForecastTask):  # look-back is a reported dimension (ETT: 96 and 336)
+        result.update(lookback=task.lookback, horizon=task.horizon)
     frames = []
     for split, ids in (("val", val_ids), ("test", test_ids)):
         if split == "val" and best_val_kept is not None:
