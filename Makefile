@@ -10,7 +10,7 @@ STAMP := $(VENV)/.seqbench-installed
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: setup constraints run lock test bench bench-peers smoke smoke-dvc ui clean
+.PHONY: setup constraints run run-dvc dvc-yaml lock test bench bench-peers smoke smoke-dvc ui clean
 
 # constraints.txt pins every other package to the versions the published results were made with.
 $(STAMP): pyproject.toml constraints.txt
@@ -30,6 +30,12 @@ constraints:  ## re-pin constraints.txt to the versions .venv holds now
 
 run: setup  ## the whole benchmark with the default preset (params.yaml)
 	snakemake --cores $(CORES)
+
+dvc-yaml: setup  ## regenerate dvc.yaml from the stage table and params.yaml's job lists
+	python -m seqbench dvc-yaml
+
+run-dvc: dvc-yaml  ## the whole benchmark through DVC (dvc repro)
+	dvc repro --keep-going
 
 # `dvc commit` rewrites the outputs it caches (fresh mtimes, in its own order), after which Snakemake would
 # rerun every job whose inputs look newer; --touch re-stamps the finished outputs in dependency order.

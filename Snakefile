@@ -1,17 +1,19 @@
-# seqbench: `snakemake --cores all` runs the whole benchmark from params.yaml (same stages as dvc.yaml).
+# seqbench: `snakemake --cores all` runs the whole benchmark from params.yaml. The stages, their
+# commands, inputs, outputs and settings come from one table (seqbench.stages), as dvc.yaml does.
 configfile: "params.yaml"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/report.smk"
+include: "workflow/rules/stages.smk"
 
 
 # The aggregate tables are targets too: Snakemake would not remake a deleted leaderboard.md while the
 # report that reads it is up to date (a missing intermediate file of a finished run counts as done).
+# The resolved settings files are for DVC (Snakemake compares the same values as params), and for
+# `make lock`, which records a Snakemake run in dvc.lock.
 rule all:
     input:
-        AGGREGATE_OUTPUTS,
-        REPORT_OUTPUTS,
+        graph.AGGREGATE_OUTPUTS,
+        graph.REPORT_OUTPUTS,
+        graph.configure_outputs(PARAMS),
     default_target: True

@@ -31,10 +31,11 @@ def epoch_phases(runner) -> dict[str, float]:
     import torch
 
     from seqbench import loop
+    from seqbench.job import derived_seed
 
     job, data, model, optimizer = runner.job, runner.data, runner.net, runner.optimizer
     loss_fn, config = loop.LOSSES[job.config.loss], job.config
-    generator = torch.Generator().manual_seed(loop.derived_seed(job.seed, runner.task.name, 1))
+    generator = torch.Generator().manual_seed(derived_seed(job.seed, runner.task.name, 1))
     totals, batches = dict.fromkeys(PHASES, 0.0), 0
     model.train()
     for ids in data.train_batches(runner.train_ids, config.batch_size, generator):

@@ -70,18 +70,22 @@ class Runner:
     def __init__(self, project: Path, model: str, overrides: dict, threads: int):
         import torch
 
+        import dataclasses
+
         from seqbench import features as feature_loader
         from seqbench import loop
         from seqbench.batches import make_data
+        from seqbench.job import job_tasks, make_job
         from seqbench.params import load_params
         from seqbench.paths import Layout
 
         params = load_params(project / "params.yaml")
         feats = feature_loader.load_features(Layout(project).features(DATASET))
-        self.job = job = loop.make_job(params, DATASET, model, 0, feats, threads)
+        self.job = job = make_job(params, DATASET, model, 0, feats, threads)
         if overrides:
-            job.settings = job.entry.settings.model_validate({**job.settings.model_dump(), **overrides})
-        self.task = loop.job_tasks(job)[0]
+            settings = job.entry.settings.model_validate({**job.settings.model_dump(), **overrides})
+            job.resolved = dataclasses.replace(job.resolved, settings=settings)
+        self.task = job_tasks(job)[0]
         torch.manual_seed(0)
         self.net = job.entry.build(self.task, job.settings).to(job.device)
         self.data = make_data(feats, self.task, job.entry, job.device)

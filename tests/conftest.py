@@ -37,3 +37,34 @@ def copy_project_files(dest: Path, names=("params.yaml",)) -> None:
     for name in names:
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
+
+
+@pytest.fixture(scope="session")
+def smoke_mirror(tmp_path_factory) -> Path:
+    """Tiny raw files, in their real formats, of the datasets the workflow projects use."""
+    import rawdata
+
+    return rawdata.make_mirror(tmp_path_factory.mktemp("smoke-mirror"), datasets=("cta",))
+
+
+@pytest.fixture(scope="session")
+def snakemake_project(project_root, smoke_mirror, tmp_path_factory) -> Path:
+    """The shrunk smoke workload, finished by a plain `snakemake` (the default profile applies)."""
+    from workflow_tools import sh, smoke_project
+
+    folder = smoke_project(project_root, tmp_path_factory.mktemp("smk") / "project", smoke_mirror)
+    # 4 parallel jobs against an empty store: first-time MLflow initialization must not race
+    sh(["snakemake", "--cores", "4"], folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def dvc_project(project_root, smoke_mirror, tmp_path_factory) -> Path:
+    """The same workload, finished by `dvc repro` in a git repository."""
+    from workflow_tools import sh, smoke_project
+
+    folder = smoke_project(project_root, tmp_path_factory.mktemp("dvc") / "project", smoke_mirror)
+    sh(["git", "init", "-q"], folder)
+    sh(["dvc", "init", "-q"], folder)
+    sh(["dvc", "repro"], folder, timeout=1500)
+    return folder

@@ -19,6 +19,7 @@ from seqbench.tasks import CharTask, ForecastTask, TextTask
 
 LOOKBACK, SEASON = 24, 12
 EVALUATED_ONLY = {"naive", "seasonal_naive", "sarima"}  # no parameters: the trainer does not train them
+CLOSED_FORM = {"linear_ls"}  # fitted by least squares: a buffer the trainer fills, no gradient step
 CASES = [pytest.param(name, kind, id=f"{name}-{kind}") for name, entry in REGISTRY.items() for kind in entry.kinds]
 FORECASTERS = [name for name, entry in REGISTRY.items() if "forecast_multi" in entry.kinds]
 
@@ -106,7 +107,8 @@ def test_builds_with_the_declared_output_shape(name, kind):
     else:
         expected = (n, task.window, task.vocab_size) if task.family == "chars" else (n,)
     has_parameters = trainable(model) > 0
-    assert has_parameters == (name not in EVALUATED_ONLY)
+    assert has_parameters == (name not in EVALUATED_ONLY | CLOSED_FORM)
+    assert getattr(model, "closed_form", False) == (name in CLOSED_FORM)
     for training in (True, False) if has_parameters else (False,):
         out = model.train(training)(x)
         assert out.shape == expected, f"{name} on {kind}, training={training}"
@@ -118,7 +120,7 @@ def test_training_loss_falls_on_a_tiny_batch(name, kind):
     task = tiny_task(name, kind)
     model = build(name, task)
     if trainable(model) == 0:
-        pytest.skip(f"{name} has no parameters (evaluated, not trained)")
+        pytest.skip(f"{name} has no parameters (evaluated or fitted in closed form, not trained)")
     x, y = make_batch(name, task, 16)
 
     def eval_loss() -> float:  # without dropout, so the comparison is not noise
@@ -142,11 +144,15 @@ def test_save_load_gives_identical_predictions(name, kind, tmp_path):
     if trainable(model) == 0 and not model.state_dict():
         pytest.skip(f"{name} has nothing to save")
     x, y = make_batch(name, task, batch_size(name))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)  # move away from the init
-    for _ in range(2):
-        optimizer.zero_grad()
-        loss_of(task, model.train()(x), y).backward()
-        optimizer.step()
+    if name in CLOSED_FORM:  # away from the zeros it starts with
+        model.closed_form_accumulate(x, y)
+        model.closed_form_solve(0.01)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)  # move away from the init
+        for _ in range(2):
+            optimizer.zero_grad()
+            loss_of(task, model.train()(x), y).backward()
+            optimizer.step()
     torch.save(model.state_dict(), tmp_path / "checkpoint.pt")
     fresh = build(name, task, seed=1)
     fresh.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=True))
@@ -161,7 +167,7 @@ def test_save_load_gives_identical_predictions(name, kind, tmp_path):
 # ~0.01; every trained model measured <= 0.07 (torch 2.13, CPU), so 0.1-0.15 leaves room for seeds.
 CEILINGS = {
     "naive": (0.5, 2.5), "seasonal_naive": (0.02, 0.02), "sarima": (0.05, 0.05),
-    "linear": (0.1, 0.1), "dlinear": (0.1, 0.1), "mlp": (0.1, 0.1), "cnn1d": (0.1, 0.15),
+    "linear": (0.1, 0.1), "linear_ls": (0.05, 0.05), "dlinear": (0.1, 0.1), "mlp": (0.1, 0.1), "cnn1d": (0.1, 0.15),
     "rnn": (0.1, 0.1), "deep_rnn": (0.1, 0.1), "lstm": (0.1, 0.1), "lstm_dropout": (0.15, 0.15),
     "gru": (0.1, 0.1), "stacked_gru": (0.1, 0.1), "bilstm": (0.1, 0.1), "conv_gru": (0.1, 0.1),
     "seq2seq": (0.1, 0.1), "transformer": (0.15, 0.15),
@@ -188,7 +194,11 @@ def test_forecaster_beats_its_ceiling_on_a_toy_sine(name, horizon):
     if name == "sarima":
         test = test[::40][:3]  # refits per window: three windows
     model = build(name, task)
-    if trainable(model):
+    if name in CLOSED_FORM:
+        x = windows.gather_inputs(series, train, task, [0])
+        model.closed_form_accumulate(x, windows.gather_targets(series, train, task, [0]))
+        model.closed_form_solve(0.0)
+    elif trainable(model):
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
         gen = torch.Generator().manual_seed(0)
         model.train()

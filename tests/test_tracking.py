@@ -132,14 +132,17 @@ def test_epoch_curves_are_sent_in_batches(store, monkeypatch):
     assert [m.value for m in client.get_metric_history(job.run_id, "h12/val_loss")] == [2.0, 1.0, 2 / 3, 0.5, 0.4]
 
 
-def test_missing_store_or_experiment_asks_for_tracking_init(tmp_path, store, monkeypatch):
+def test_a_missing_store_asks_for_tracking_init_and_a_missing_experiment_is_made(tmp_path, store):
     with pytest.raises(tracking.TrackingError, match="python -m seqbench tracking-init"):
         _job(Layout(tmp_path / "elsewhere")).__enter__()
     assert not (tmp_path / "elsewhere" / "mlflow.db").exists()  # nothing was created
     layout, _ = store
-    with pytest.raises(tracking.TrackingError, match="no MLflow experiment 'cta'.*tracking-init"):
-        tracking.job_run(layout, "cta", "lstm", 0, regime="protocol", preset="smoke", data_hash="", device="cpu",
-                         params={}).__enter__()
+    client = _client(layout)
+    assert client.get_experiment_by_name("cta") is None  # a dataset added to the job lists after tracking-init
+    with tracking.job_run(layout, "cta", "lstm", 0, regime="protocol", preset="smoke", data_hash="", device="cpu",
+                          params={}) as job:
+        run_id = job.run_id
+    assert client.get_run(run_id).info.experiment_id == client.get_experiment_by_name("cta").experiment_id
 
 
 def test_environment_uri_wins(tmp_path, monkeypatch):

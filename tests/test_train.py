@@ -27,6 +27,7 @@ from seqbench.batches import ForecastData, eval_samples, make_data
 from seqbench import evaluate as ev
 from seqbench.errors import TrainingError
 from seqbench.features import ForecastFeatures
+from seqbench.job import make_job
 from seqbench.models import REGISTRY, ModelEntry
 from seqbench.params import parse_params
 from seqbench.paths import Layout
@@ -214,12 +215,12 @@ def test_naive_is_evaluated_only_and_matches_the_raw_series(project):
 def test_unsupported_task_is_skipped(project):
     params, layout = project()
     univariate_naive = replace(REGISTRY["naive"], univariate_only=True)  # SARIMA's restriction
-    job = loop.make_job(params, "synthetic", "naive", 0,
-                         features.load_features(layout.features("synthetic")), threads=1)
-    results, _, states, predictions = loop.train_job(replace(job, entry=univariate_naive), layout.run("synthetic", "naive", 0))
-    assert results["h12"]["status"] == "skipped" and "univariate" in results["h12"]["reason"]
-    assert results["next_step"]["status"] == "ok" and set(states) == {"next_step"}
-    assert predictions["task"].unique().to_list() == ["next_step"]
+    job = make_job(params, "synthetic", "naive", 0, features.load_features(layout.features("synthetic")), threads=1)
+    outcome = train.train_job(replace(job, entry=univariate_naive), layout.run("synthetic", "naive", 0),
+                              train.JobOutcome())
+    assert outcome.results["h12"]["status"] == "skipped" and "univariate" in outcome.results["h12"]["reason"]
+    assert outcome.results["next_step"]["status"] == "ok" and set(outcome.states) == {"next_step"}
+    assert [frame["task"].unique().to_list() for frame in outcome.frames] == [["next_step"]]
 
 
 def test_unavailable_dataset_writes_placeholders_without_a_run(project):
@@ -239,16 +240,40 @@ def test_unavailable_dataset_writes_placeholders_without_a_run(project):
     assert torch.load(out / "checkpoint.pt", weights_only=True)["status"] == "unavailable"
 
 
-def test_nan_loss_names_epoch_and_batch_and_fails_the_run(project):
+def test_a_diverging_job_is_recorded_as_failed_with_where_and_why(project):
     params, layout = project(**{"models.linear": {"lr": 1e30}, "training.clip_norm": None})
-    with pytest.raises(TrainingError) as error:
-        train.run(params, layout, "synthetic", "linear", 0, threads=1)
-    message = str(error.value)
+    metrics = train.run(params, layout, "synthetic", "linear", 0, threads=1)
+    out = layout.run("synthetic", "linear", 0)
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert metrics["status"] == "failed" and metrics["reason"].startswith("TrainingError: ")
+    failure = metrics["failure"]
+    assert (failure["error"], failure["task"], failure["epoch"], failure["batch"]) == ("TrainingError", "next_step", 1, 2)
+    message = failure["message"]
     assert "task 'next_step'" in message and "epoch 1, batch 2" in message
     assert "models.linear.lr" in message and "training.clip_norm" in message
+    assert metrics["tasks"] == {}  # next_step is the first task: nothing finished before it
+    for name in train.OUTPUTS:  # every output exists, so both orchestrators go on to the report
+        assert (out / name).is_file(), name
+    assert not (out / "resume.pt").exists()
     (run,) = active_runs(layout)
-    assert run.info.status == "FAILED"
-    assert not (layout.run("synthetic", "linear", 0) / "metrics.json").exists()
+    assert run.info.status == "FAILED" and run.data.tags[tracking.ERROR_TAG] == metrics["reason"]
+
+
+def test_a_failed_job_keeps_the_tasks_finished_before(project, monkeypatch):
+    params, layout = project()
+    real_fit_task = train.fit_task
+
+    def fail_on_h12(job, task, *args):
+        if task.name == "h12":
+            raise RuntimeError("out of memory on purpose\nsecond line")
+        return real_fit_task(job, task, *args)
+
+    monkeypatch.setattr(train, "fit_task", fail_on_h12)
+    metrics = train.run(params, layout, "synthetic", "linear", 0, threads=1)
+    assert metrics["reason"] == "RuntimeError: out of memory on purpose"
+    assert list(metrics["tasks"]) == ["next_step"] and metrics["tasks"]["next_step"]["status"] == "ok"
+    predictions = pl.read_parquet(layout.run("synthetic", "linear", 0) / "predictions.parquet")
+    assert predictions["task"].unique().to_list() == ["next_step"]
 
 
 def test_text_models_on_sequences_and_bag_of_words(project):
@@ -271,7 +296,7 @@ def test_length_buckets_cover_every_text_once_and_do_not_change_predictions(proj
     params, layout = project()
     train.run(params, layout, "imdb", "bow_unigram", 0, threads=1)  # builds the features
     feats = features.load_features(layout.features("imdb"))
-    job = loop.make_job(params, "imdb", model_name, 0, feats, threads=1)
+    job = make_job(params, "imdb", model_name, 0, feats, threads=1)
     # the fixture cuts texts at 32 tokens: widths in multiples of 8 here (64 on the real data)
     entry = job.entry if job.entry.length_multiple == 1 else replace(job.entry, length_multiple=8)
     model = entry.build(feats.task, job.settings)
@@ -341,7 +366,7 @@ def test_early_stopping_restores_the_best_weights(project, monkeypatch):
                              columns=("x",), mean=np.zeros(1), scale=np.ones(1), metric_units="scaled",
                              splits={"train": (0, 200), "val": (200, 250), "test": (250, 300)},
                              tasks={"flip": task}, data_hash="handmade")
-    job = loop.make_job(params, "synthetic", "linear", 0, feats, threads=1)
+    job = make_job(params, "synthetic", "linear", 0, feats, threads=1)
     job = replace(job, entry=LocalEntry("scale", {}, ("forecast_single",), factory=Scale))
     snapshots = []
     outcome = loop.fit_task(job, task, save=lambda state: snapshots.append(copy.deepcopy(state)))
@@ -361,8 +386,9 @@ def test_early_stopping_restores_the_best_weights(project, monkeypatch):
     model = job.entry.build(task, job.settings)
     model.load_state_dict(outcome.best_state)
     data = make_data(feats, task, job.entry, job.device)
-    val_ids = eval_samples(data, "val", job.config.max_eval_samples)
-    assert data.evaluate("val", val_ids, loop.predict(job, model, data, "val", val_ids)[1])[0] == outcome.result["val"]
+    for split in ("val", "test"):  # the test numbers too: they come from the restored best weights
+        ids = eval_samples(data, split, job.config.max_eval_samples)
+        assert data.evaluate(split, ids, loop.predict(job, model, data, split, ids)[1])[0] == outcome.result[split]
 
 
 def test_every_step_models_keep_only_the_forecast_of_the_last_step():

@@ -16,32 +16,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_tools import BIN, planned_outputs, sh, snakemake_plan
+from workflow_tools import BIN, copy_of, planned_outputs, sh, snakemake_plan, write_params
 
 from seqbench.params import load_params
-from seqbench.workspace import create
 
 pytestmark = pytest.mark.slow
 
 # fields that hold wall-clock measurements or per-run identifiers, not results
 VOLATILE = {"train_seconds", "seconds_per_epoch", "peak_memory_mb", "mlflow_run_id", "cost", "tags"}
-
-
-# The smoke workload shrunk to one seed and a few models of different kinds (parameter-free, dense,
-# recurrent, every-step): the orchestration is under test here; every model's training is tested in
-# test_models.py / test_train.py, and `make smoke` runs the whole smoke workload.
-SMOKE_MODELS = ["naive", "linear", "lstm", "seq2seq"]
-
-
-def smoke_project(root: Path, folder: Path) -> Path:
-    create(root, folder, "smoke")
-    params_file = folder / "params.yaml"
-    data = yaml.safe_load(params_file.read_text())
-    data["seeds"] = [0]
-    data["jobs"]["forecast"]["models"] = SMOKE_MODELS
-    data["jobs"]["statistical"] = {"datasets": [], "models": []}
-    params_file.write_text(yaml.safe_dump(data, sort_keys=False))
-    return folder
 
 
 # each tool's own bookkeeping inside output folders, not outputs
@@ -64,30 +46,6 @@ def stable(metrics: dict) -> dict:
     return metrics
 
 
-@pytest.fixture(scope="module")
-def snakemake_project(project_root, tmp_path_factory) -> Path:
-    folder = smoke_project(project_root, tmp_path_factory.mktemp("smk") / "project")
-    # 4 parallel jobs against an empty store: first-time MLflow initialization must not race
-    sh(["snakemake", "--cores", "4"], folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def dvc_project(project_root, tmp_path_factory) -> Path:
-    folder = smoke_project(project_root, tmp_path_factory.mktemp("dvc") / "project")
-    sh(["git", "init", "-q"], folder)
-    sh(["dvc", "init", "-q"], folder)
-    sh(["dvc", "repro"], folder, timeout=1500)
-    return folder
-
-
-def copy_of(project: Path, tmp_path: Path) -> Path:
-    """A copy of a finished project to change, in another place; copy2 keeps the mtimes Snakemake compares."""
-    folder = tmp_path / "project"
-    shutil.copytree(project, folder, symlinks=True)
-    return folder
-
-
 def test_snakemake_completes_every_job(snakemake_project):
     params = load_params(snakemake_project / "params.yaml")
     for _, dataset, model, seed, _ in params.train_jobs():
@@ -100,10 +58,34 @@ def test_report_on_the_smoke_results(snakemake_project):
     """The real template, executed by the report stage on real smoke runs: leaderboards equal summary.csv."""
     from test_report import check_leaderboards
 
-    assert check_leaderboards(snakemake_project) == 2  # synthetic: next_step and h12
+    assert check_leaderboards(snakemake_project) == 5  # synthetic: next_step, h12; cta: next_day, multivariate, 14_day
     page = (snakemake_project / "reports/comparison.html").read_text()
     assert re.search(r"""id=["']dataset-synthetic["']""", page)
     assert re.search(r'<img [^>]*src="data:image/png;base64,', page) and 'class="jp-InputArea' not in page
+
+
+def test_a_plain_snakemake_keeps_going_past_a_job_that_dies(snakemake_project, tmp_path):
+    """The project's profile (profiles/default, where Snakemake looks for it) is used without being named:
+    a job that dies (here: its process exits at once, as when it is killed) does not stop the others."""
+    folder = copy_of(snakemake_project, tmp_path)
+    builders = folder / "src/seqbench/models/recurrent.py"
+    text = builders.read_text()
+    assert "def build_lstm(" in text
+    builders.write_text(text.replace("def build_lstm(task", "def build_lstm(task, *_, _exit=__import__('os')._exit):\n"
+                                     "    _exit(3)\n\n\ndef _unused_lstm(task"))
+    dying = "runs/cta/lstm/protocol/seed0/metrics.json"
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(folder / "src"))
+    env.pop("SEQBENCH_MIRROR", None)
+    # one core, the dying job first: without keep-going nothing else would start after it
+    result = subprocess.run(["snakemake", "--cores", "1", "--prioritize", dying], cwd=folder, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode != 0
+    assert "Using workflow specific profile profiles/default" in result.stdout + result.stderr
+    assert not (folder / dying).exists()
+    for dataset in ("synthetic", "cta"):  # recurrent.py changed: seq2seq reran, and finished
+        rerun = folder / f"runs/{dataset}/seq2seq/protocol/seed0/metrics.json"
+        assert rerun.stat().st_mtime > (snakemake_project / rerun.relative_to(folder)).stat().st_mtime
+        assert json.loads(rerun.read_text())["status"] == "ok"
 
 
 def test_second_snakemake_call_runs_nothing(snakemake_project):
@@ -119,41 +101,39 @@ def test_a_deleted_leaderboard_is_made_again(snakemake_project, tmp_path):
     assert {job.rule for job in snakemake_plan(folder)} == {"aggregate", "report", "all"}
 
 
-def test_changing_one_model_reruns_only_its_jobs_and_the_report(snakemake_project):
-    params_file = snakemake_project / "params.yaml"
-    original = params_file.read_text()
-    try:
-        data = yaml.safe_load(original)
-        data["models"]["lstm"]["units"] = 7
-        params_file.write_text(yaml.safe_dump(data, sort_keys=False))
-        plan = snakemake_plan(snakemake_project)
-    finally:
-        params_file.write_text(original)
-    assert planned_outputs(plan, "train") == {"runs/synthetic/lstm/protocol/seed0/metrics.json"}
-    assert {job.rule for job in plan} == {"train", "aggregate", "report", "all"}
+def test_changing_one_model_reruns_only_its_jobs_and_the_report(snakemake_project, tmp_path):
+    folder = copy_of(snakemake_project, tmp_path)
+    data = yaml.safe_load((folder / "params.yaml").read_text())
+    data["models"]["lstm"] = {"units": 7}
+    write_params(folder, data)
+    plan = snakemake_plan(folder)
+    assert planned_outputs(plan, "train") == {"runs/synthetic/lstm/protocol/seed0/metrics.json",
+                                              "runs/cta/lstm/protocol/seed0/metrics.json"}
+    assert {job.rule for job in plan} == {"configure", "train", "aggregate", "report", "all"}
 
 
 def with_model_added(folder: Path, model: str) -> None:
-    """One more model in the forecast job list: new jobs, and a new job list for tracking_init."""
-    params_file = folder / "params.yaml"
-    data = yaml.safe_load(params_file.read_text())
+    """One more model in the forecast job list: new jobs (tracking_init does not rerun for them)."""
+    data = yaml.safe_load((folder / "params.yaml").read_text())
     data["jobs"]["forecast"]["models"].append(model)
-    params_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    write_params(folder, data)
 
 
 def test_a_model_added_to_the_job_list_trains_only_its_own_jobs_in_snakemake(snakemake_project, tmp_path):
     folder = copy_of(snakemake_project, tmp_path)
     with_model_added(folder, "gru")
     plan = snakemake_plan(folder)
-    assert planned_outputs(plan, "train") == {"runs/synthetic/gru/protocol/seed0/metrics.json"}
-    assert {job.rule for job in plan} == {"tracking_init", "train", "aggregate", "report", "all"}
+    assert planned_outputs(plan, "train") == {"runs/synthetic/gru/protocol/seed0/metrics.json",
+                                              "runs/cta/gru/protocol/seed0/metrics.json"}
+    assert {job.rule for job in plan} == {"configure", "train", "aggregate", "report", "all"}
 
 
 def test_a_model_added_to_the_job_list_trains_only_its_own_jobs_in_dvc(dvc_project, tmp_path):
     folder = copy_of(dvc_project, tmp_path)  # nothing recorded may depend on the folder's path
     with_model_added(folder, "gru")
     ran = re.findall(r"Running stage '([^']+)'", sh(["dvc", "repro"], folder, timeout=1500).stdout)
-    assert sorted(ran) == ["aggregate", "report", "tracking-init", "train-forecast@synthetic-gru-protocol-0"], ran
+    assert sorted(ran) == ["aggregate", "configure", "report", "train-cta-gru-protocol-0",
+                           "train-synthetic-gru-protocol-0"], ran
 
 
 def test_dvc_repro_completes_and_status_is_clean(dvc_project):

@@ -119,3 +119,31 @@ def workspace(
     from seqbench import workspace as stage
 
     _run(stage.run, folder=folder, preset_name=preset)
+
+
+@app.command()
+def configure() -> None:
+    """Write every training job's resolved settings to config/<dataset>/<model>/<regime>.json."""
+    from seqbench import configure as stage
+
+    _run(stage.run)
+
+
+@app.command("dvc-yaml")
+def dvc_yaml() -> None:
+    """Write dvc.yaml from the stage table and params.yaml's job lists (run after editing the lists)."""
+    from seqbench import dvcfile as stage
+
+    _run(stage.run)
+
+
+@app.command("models")
+def list_models() -> None:
+    """List every registered model: the task kinds it handles and its default settings."""
+    import json
+
+    from seqbench.models import REGISTRY
+
+    for name, entry in REGISTRY.items():
+        defaults = json.dumps(entry.settings().model_dump(mode="json"), separators=(", ", ": "))
+        print(f"{name:18} {', '.join(entry.kinds):40} {defaults}")

@@ -1,108 +1,31 @@
-"""The training loop of one job: fit and evaluate every task of a (dataset, model, seed).
+"""Fit and evaluate one task of a job: a fresh model seeded from (seed, task), the epoch loop with early
+stopping on the validation loss, then the final evaluation of the best epoch's weights.
 
-One job trains every task of the dataset that the preset keeps, one after the other, each from a fresh
-model seeded from (seed, task). Early stopping on the validation loss restores the best weights; a
-model without parameters (naive, seasonal_naive, sarima) is evaluated only. `resume.pt` is rewritten
-atomically after every epoch, so a killed job restarted with the same settings, data and code ends with
-the same metrics.json as an uninterrupted one: each epoch's batches come from their own generator seeded
-from (seed, task, epoch), and the global RNG (dropout) is saved and restored with the weights.
-Character models also write a sample continuing `sample_prompt`, drawn at temperature 1.0 from a
-generator seeded from the job's seed. The stage's edge (outputs, MLflow) is seqbench.train.
+A model without parameters (naive, seasonal_naive, sarima) is evaluated only. Each epoch's batches come
+from their own generator seeded from (seed, task, epoch), and `fit` hands its state (weights, optimizer,
+RNG) to a `save` callback, so a killed job resumed from that state ends with the same numbers
+(seqbench.train keeps resume.pt). Character models also write a sample continuing `sample_prompt`,
+drawn at temperature 1.0 from a generator seeded from the job's seed.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import io
-import json
 import math
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import torch
 from torch.nn import functional as F
 
-from seqbench import datasets as dataset_registry
 from seqbench import device as dev
-from seqbench import evaluate as ev
-from seqbench import models as model_registry
 from seqbench.batches import eval_samples, make_data
 from seqbench.errors import TrainingError
-from seqbench.io import atomic_path
-from seqbench.tasks import ForecastTask, Task, to_dict
-
-FAMILY_LOSSES = {"forecast": ("mse", "mae", "huber"), "text": ("bce",), "chars": ("cross_entropy",)}
-EpochHook = Callable[[str, int, float, float], None]
-
-
-@dataclass
-class Job:
-    """Everything one training job needs, resolved once from params and the features."""
-
-    dataset: str
-    model: str
-    seed: int
-    preset: str
-    family: str
-    entry: model_registry.ModelEntry
-    settings: object
-    config: object  # params.TrainConfig
-    device: torch.device
-    features: object
-    sample: tuple[str, int] | None = None  # chars: (prompt, length)
-    on_epoch: EpochHook | None = None
-    fingerprint: str = ""  # settings, data and code identity: a resume.pt saved under others is ignored
-
-
-def code_hash() -> str:
-    """sha256 of seqbench's own source: a resume.pt written by other code is not resumed from."""
-    digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent
-    for path in sorted(package.rglob("*.py")):
-        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
-def derived_seed(*parts) -> int:
-    """A stable 63-bit seed from any parts (Python's hash() changes between processes)."""
-    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "little") >> 1
-
-
-def make_job(params, dataset: str, model: str, seed: int, features, threads: int | None = 0,
-             on_epoch: EpochHook | None = None) -> Job:
-    config = params.train_config(dataset, model)
-    settings = params.model_settings(model)
-    family = dataset_registry.get(dataset).family
-    if config.loss not in FAMILY_LOSSES[family]:
-        raise TrainingError(f"datasets.{dataset}.training.loss is {config.loss!r}, which does not fit a {family} "
-                            f"task; use one of {list(FAMILY_LOSSES[family])} in params.yaml")
-    device = dev.resolve_device(config.device)
-    dev.configure(device, threads)
-    protocol = params.dataset(dataset)
-    sample = (protocol.sample_prompt, protocol.sample_length) if family == "chars" else None
-    fingerprint = hashlib.sha256(json.dumps(
-        [dataclasses.asdict(config), settings.model_dump(mode="json"), features.data_hash, seed, device.type,
-         code_hash()], sort_keys=True, default=str).encode()).hexdigest()
-    return Job(dataset, model, seed, params.preset, family, model_registry.get(model), settings, config, device,
-               features, sample, on_epoch, fingerprint)
-
-
-def job_tasks(job: Job) -> list[Task]:
-    tasks = list(job.features.tasks.values()) if job.family == "forecast" else [job.features.task]
-    if job.config.tasks is None:
-        return tasks
-    unknown = sorted(set(job.config.tasks) - {t.name for t in tasks})
-    if unknown:
-        raise TrainingError(f"presets.{job.preset}.budgets.{job.dataset}.tasks names {unknown}, which the features "
-                            f"of {job.dataset} do not have ({[t.name for t in tasks]}); fix params.yaml or rerun "
-                            f"`python -m seqbench features --dataset {job.dataset}`")
-    return [t for t in tasks if t.name in job.config.tasks]
+from seqbench.job import Job, derived_seed
+from seqbench.tasks import ForecastTask, Task
 
 
 # --- losses and optimizers (names validated by params.py) -----------------------------------------
@@ -145,6 +68,7 @@ def train_epoch(job: Job, task: Task, model, optimizer, data, train_ids: np.ndar
     generator = torch.Generator().manual_seed(derived_seed(job.seed, task.name, epoch))
     total, count = 0.0, 0
     for batch, ids in enumerate(data.train_batches(train_ids, cfg.batch_size, generator), start=1):
+        job.progress.update(task=task.name, epoch=epoch, batch=batch)
         x, y = data.batch("train", ids, train=True)
         with dev.autocast(job.device, cfg.mixed_precision):
             out = model(x)
@@ -219,27 +143,45 @@ def _epoch_line(job: Job, task: str, row: dict) -> str:
 RESUME_SECONDS = 10.0
 
 
-def fit_task(job: Job, task: Task, resume: dict | None = None,
-             save: Callable[[dict], None] | None = None) -> TaskOutcome:
-    """Train (unless parameter-free) and evaluate one task.
+@dataclass
+class Prepared:
+    """A task's freshly built model, its data and the windows of each split the budget keeps."""
 
-    `save(state)` runs after the first epoch, then after an epoch once RESUME_SECONDS have passed since the
-    last save: a killed job repeats at most that much training (the saved RNG state replays it exactly).
-    """
+    model: torch.nn.Module
+    data: object  # seqbench.batches.ForecastData | TextData | CharData
+    ids: dict[str, np.ndarray]  # split -> sample ids
+    params_count: int
+    closed_form: bool = False  # fitted by least squares (linear_ls), not by gradient steps
+
+
+def prepare(job: Job, task: Task) -> Prepared:
     cfg = job.config
     torch.manual_seed(derived_seed(job.seed, task.name, "init"))
     model = job.entry.build(task, job.settings).to(job.device)
-    params_count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    closed_form = getattr(model, "closed_form", False)
+    params_count = (sum(v.numel() for v in model.state_dict().values()) if closed_form
+                    else sum(p.numel() for p in model.parameters() if p.requires_grad))
     data = make_data(job.features, task, job.entry, job.device)
-    train_ids = data.samples("train", cfg.train_stride, cfg.max_train_samples)
-    val_ids, test_ids = (eval_samples(data, s, cfg.max_eval_samples) for s in ("val", "test"))
-    if len(val_ids) == 0 or len(test_ids) == 0 or (params_count and len(train_ids) == 0):
-        raise TrainingError(f"{job.dataset}: task {task.name!r} has no windows in a split (train {len(train_ids)}, "
-                            f"val {len(val_ids)}, test {len(test_ids)}); check datasets.{job.dataset} in params.yaml")
+    ids = {"train": data.samples("train", cfg.train_stride, cfg.max_train_samples),
+           **{split: eval_samples(data, split, cfg.max_eval_samples) for split in ("val", "test")}}
+    if len(ids["val"]) == 0 or len(ids["test"]) == 0 or (params_count and len(ids["train"]) == 0):
+        raise TrainingError(f"{job.dataset}: task {task.name!r} has no windows in a split (train {len(ids['train'])}, "
+                            f"val {len(ids['val'])}, test {len(ids['test'])}); check datasets.{job.dataset} in params.yaml")
+    return Prepared(model, data, ids, int(params_count), closed_form)
+
+
+def fit(job: Job, task: Task, run: Prepared, resume: dict | None = None,
+        save: Callable[[dict], None] | None = None) -> tuple[dict, dict | None]:
+    """The epoch loop with early stopping on the validation loss -> (state, the best epoch's validation
+    outputs when that epoch ran in this process). state["best_state"] holds the best weights; the
+    model is left with the last epoch's."""
+    if run.closed_form:
+        return fit_closed_form(job, run), None
+    cfg, model = job.config, run.model
     state = {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "bad": 0, "history": [], "seconds": 0.0,
              "best_state": _cpu_copy(model)}
-    optimizer = make_optimizer(model.parameters(), cfg) if params_count else None
-    best_val_kept = None  # known only when the best epoch ran in this process (not before a resume)
+    optimizer = make_optimizer(model.parameters(), cfg) if run.params_count else None
+    best_val_kept = None
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
@@ -249,21 +191,22 @@ def fit_task(job: Job, task: Task, resume: dict | None = None,
             if job.on_epoch:
                 job.on_epoch(task.name, row["epoch"], row["train_loss"], row["val_loss"])
     saved_at = -math.inf
-    with _Progress(job, task.name, -(-len(train_ids) // cfg.batch_size)) as bar:
+    with _Progress(job, task.name, -(-len(run.ids["train"]) // cfg.batch_size)) as bar:
         # patience counts epochs without improvement (Keras); a resumed job re-checks the saved count
-        while params_count and state["epoch"] < cfg.max_epochs and not 0 < state["bad"] >= cfg.patience:
+        while run.params_count and state["epoch"] < cfg.max_epochs and not 0 < state["bad"] >= cfg.patience:
             epoch, began = state["epoch"] + 1, time.perf_counter()
             if cfg.lr_decay == "linear":  # set from the epoch alone, so a resumed job continues the same schedule
                 for group in optimizer.param_groups:
                     group["lr"] = cfg.lr * (1 - (epoch - 1) / cfg.max_epochs)
             bar.start(epoch)
-            train_loss = train_epoch(job, task, model, optimizer, data, train_ids, epoch, bar.advance)
-            val_loss, val_kept = predict(job, model, data, "val", val_ids)
+            train_loss = train_epoch(job, task, model, optimizer, run.data, run.ids["train"], epoch, bar.advance)
+            job.progress.update(batch=None)  # validation
+            val_loss, val_kept = predict(job, model, run.data, "val", run.ids["val"])
             if not math.isfinite(val_loss):
                 raise _nan_error(job, task.name, epoch, "(validation)", val_loss)
             if val_loss < state["best_loss"] - cfg.min_delta:
                 state.update(best_loss=val_loss, best_epoch=epoch, bad=0, best_state=_cpu_copy(model))
-                best_val_kept = val_kept  # the best weights' validation outputs: not computed again below
+                best_val_kept = val_kept  # the best weights' validation outputs: not computed again
             else:
                 state["bad"] += 1
             seconds = time.perf_counter() - began
@@ -277,26 +220,69 @@ def fit_task(job: Job, task: Task, resume: dict | None = None,
                 save({**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "rng": dev.rng_state(job.device)})
                 saved_at = time.monotonic()
-    model.load_state_dict(state["best_state"])
+    return state, best_val_kept
+
+
+CLOSED_FORM_CHUNK = 4096  # training windows per pass into the normal equations
+
+
+@torch.no_grad()
+def fit_closed_form(job: Job, run: Prepared) -> dict:
+    """Least squares on every training window, the ridge penalty chosen on the validation loss (the first
+    of equal ones, in the settings' order)."""
+    began = time.perf_counter()
+    train_ids = run.ids["train"]
+    for start in range(0, len(train_ids), CLOSED_FORM_CHUNK):
+        run.model.closed_form_accumulate(*run.data.batch("train", train_ids[start:start + CLOSED_FORM_CHUNK]))
+    losses = {}
+    for ridge in job.settings.ridge:
+        run.model.closed_form_solve(ridge)
+        losses[ridge] = predict(job, run.model, run.data, "val", run.ids["val"])[0]
+    best = min(losses, key=losses.get)
+    run.model.closed_form_solve(best)
+    return {"epoch": 0, "best_loss": losses[best], "best_epoch": 0, "bad": 0, "history": [],
+            "seconds": time.perf_counter() - began, "best_state": _cpu_copy(run.model),
+            "closed_form": {"ridge": best, "val_loss": {repr(r): loss for r, loss in losses.items()}}}
+
+
+def final_evaluation(job: Job, task: Task, run: Prepared, state: dict, best_val_kept: dict | None) -> TaskOutcome:
+    """Evaluate the best epoch's weights on validation and test (the test split is read here only)."""
+    run.model.load_state_dict(state["best_state"])
     result = {"kind": task.kind, "status": "ok", "epochs": state["epoch"], "best_epoch": state["best_epoch"],
               "train_seconds": round(state["seconds"], 3),
               "seconds_per_epoch": round(state["seconds"] / state["epoch"], 3) if state["epoch"] else 0.0,
-              "params_count": int(params_count)}
+              "params_count": run.params_count}
     if isinstance(task, ForecastTask):  # look-back is a reported dimension (ETT: 96 and 336)
         result.update(lookback=task.lookback, horizon=task.horizon)
+    if "closed_form" in state:
+        result["closed_form"] = state["closed_form"]
     frames = []
-    for split, ids in (("val", val_ids), ("test", test_ids)):
+    for split in ("val", "test"):
         if split == "val" and best_val_kept is not None:
             kept = best_val_kept
         else:
-            _, kept = predict(job, model, data, split, ids)
-        result[split], per_h, frame = data.evaluate(split, ids, kept)
+            _, kept = predict(job, run.model, run.data, split, run.ids[split])
+        result[split], per_h, frame = run.data.evaluate(split, run.ids[split], kept)
         if per_h is not None:
             result[f"{split}_per_horizon_mae"] = per_h
         frames.append(frame)
     if job.sample is not None:
-        result["sample"] = generate(job, model, *job.sample)
+        result["sample"] = generate(job, run.model, *job.sample)
     return TaskOutcome(result, state["history"], state["best_state"], pl.concat(frames, how="vertical"))
+
+
+def fit_task(job: Job, task: Task, resume: dict | None = None,
+             save: Callable[[dict], None] | None = None) -> TaskOutcome:
+    """Train (unless parameter-free) and evaluate one task.
+
+    `save(state)` runs after the first epoch, then after an epoch once RESUME_SECONDS have passed since the
+    last save: a killed job repeats at most that much training (the saved RNG state replays it exactly).
+    """
+    job.progress.update(task=task.name, epoch=None, batch=None)
+    run = prepare(job, task)
+    state, best_val_kept = fit(job, task, run, resume, save)
+    job.progress.update(epoch=None, batch=None)  # the final evaluation
+    return final_evaluation(job, task, run, state, best_val_kept)
 
 
 class _Progress:
@@ -334,65 +320,3 @@ class _Progress:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
-
-
-# --- one job: every task, resumable ----------------------------------------------------------------
-def _skip_reason(job: Job, task: Task) -> str:
-    if task.kind not in job.entry.kinds:
-        return f"model {job.model!r} handles {', '.join(job.entry.kinds)} tasks, not {task.kind}"
-    return f"model {job.model!r} needs a univariate task (one series in, the same series out)"
-
-
-def _frame_bytes(frame: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer)
-    return buffer.getvalue()
-
-
-def _load_resume(path: Path, job: Job) -> dict | None:
-    """The saved progress of this very job; None when absent or saved under other settings or data."""
-    if not path.is_file():
-        return None
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    if saved.get("fingerprint") != job.fingerprint:
-        print(f"{path}: saved under other settings or data; starting over", file=sys.stderr)
-        return None
-    return saved
-
-
-def _write_resume(path: Path, job: Job, done: dict, current: dict | None) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"fingerprint": job.fingerprint, "done": done, "current": current}, tmp)
-
-
-def train_job(job: Job, out_dir: Path) -> tuple[dict, list[dict], dict, pl.DataFrame]:
-    """-> (tasks of metrics.json, history rows, best weights by task, predictions), resuming from resume.pt."""
-    resume_path = out_dir / "resume.pt"
-    saved = _load_resume(resume_path, job)
-    done = saved["done"] if saved else {}
-    results, history, states, frames = {}, [], {}, []
-    for task in job_tasks(job):
-        if not job.entry.supports(task):
-            results[task.name] = {"kind": task.kind, "status": "skipped", "reason": _skip_reason(job, task)}
-            continue
-        if task.name in done:
-            finished = done[task.name]
-            for row in finished["history"]:
-                if job.on_epoch:
-                    job.on_epoch(task.name, row["epoch"], row["train_loss"], row["val_loss"])
-            outcome = TaskOutcome(finished["result"], finished["history"], finished["best_state"],
-                                  pl.read_parquet(io.BytesIO(finished["predictions"])))
-        else:
-            current = saved["current"] if saved and (saved["current"] or {}).get("task") == task.name else None
-            outcome = fit_task(job, task, current,
-                               lambda state, name=task.name: _write_resume(resume_path, job, done,
-                                                                           {"task": name, **state}))
-            done[task.name] = {"result": outcome.result, "history": outcome.history,
-                               "best_state": outcome.best_state, "predictions": _frame_bytes(outcome.predictions)}
-            _write_resume(resume_path, job, done, None)
-        results[task.name] = outcome.result
-        history += outcome.history
-        states[task.name] = {"task": to_dict(task), "state_dict": outcome.best_state,
-                             "best_epoch": outcome.result["best_epoch"]}
-        frames.append(outcome.predictions)
-    return results, history, states, ev.concat_predictions(job.family, frames)

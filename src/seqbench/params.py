@@ -28,6 +28,7 @@ from pydantic import (
 
 from seqbench import datasets as dataset_registry
 from seqbench import models as model_registry
+from seqbench.models.settings import InstanceNorm as InstanceNormMode
 from seqbench.models.settings import ModelSettings
 from seqbench.tasks import FAMILY_KINDS
 
@@ -97,6 +98,10 @@ class DatasetTraining(Strict):
     lr: PositiveFloat
     momentum: float | None = Field(default=None, ge=0, lt=1)
     weight_decay: float | None = Field(default=None, ge=0)
+    # how learned forecast models read their inputs under this protocol (a model's own settings may
+    # override): RevIN-style instance normalization, channel independence (seqbench.models.input_handling)
+    instance_norm: InstanceNormMode = "none"
+    channel_independent: bool = False
 
 
 class SyntheticSettings(Strict):
@@ -293,7 +298,7 @@ class Params(Strict):
     datasets: DatasetsSettings
     presets: dict[str, Preset]
     training: TrainingDefaults
-    models: dict[str, SerializeAsAny[ModelSettings]]
+    models: dict[str, SerializeAsAny[ModelSettings]] = {}
 
     @field_validator("models", mode="before")
     @classmethod
@@ -319,11 +324,9 @@ class Params(Strict):
         if len(set(self.regimes)) != len(self.regimes):
             raise ValueError(f"regimes must be distinct, got {self.regimes}")
         _check_jobs(self.jobs, self.datasets, "jobs")
-        _check_dvc_keys(self, self.jobs, "jobs")
         for preset_name, preset in self.presets.items():
             if preset.jobs is not None:
                 _check_jobs(preset.jobs, self.datasets, f"presets.{preset_name}.jobs")
-                _check_dvc_keys(self, preset.jobs, f"presets.{preset_name}.jobs")
             for key, budget in preset.budgets.items():
                 where = f"presets.{preset_name}.budgets.{key}"
                 if key != "default" and key not in dataset_registry.DATASETS:
@@ -440,20 +443,6 @@ def _check_jobs(jobs: Jobs, datasets: DatasetsSettings, where: str) -> None:
     twice = sorted({pair for pair in pairs if pairs.count(pair) > 1})
     if twice:
         raise ValueError(f"{where}: {twice} appear in two groups (each job writes one run folder)")
-
-
-def _check_dvc_keys(params: "Params", jobs: Jobs, where: str) -> None:
-    """dvc.yaml reads `models.<m>` and `presets.<p>.budgets.<ds>` for every job: those keys must exist."""
-    missing_models = [m for g in JOB_GROUPS for m in getattr(jobs, g).models if m not in params.models]
-    if missing_models:
-        raise ValueError(f"{where}: models {sorted(set(missing_models))} have no block under `models` "
-                         "(add `<name>: {}` to use the defaults)")
-    datasets = {d for g in JOB_GROUPS for d in getattr(jobs, g).datasets}
-    for preset_name, preset in params.presets.items():
-        missing = sorted({"default", *datasets} - set(preset.budgets))
-        if missing:
-            raise ValueError(f"presets.{preset_name}.budgets: no entry for {missing} (used by {where}; "
-                             "`<dataset>: {}` keeps the defaults)")
 
 
 def _format(error: ValidationError, prefix: str = "") -> list[str]:

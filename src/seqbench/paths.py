@@ -35,6 +35,10 @@ class Layout:
     def run(self, dataset: str, model: str, seed: int, regime: str = "protocol") -> Path:
         return self.root / "runs" / dataset / model / regime / f"seed{seed}"
 
+    def config(self, dataset: str, model: str, regime: str) -> Path:
+        """A training job's resolved settings (the configure stage)."""
+        return self.root / "config" / dataset / model / f"{regime}.json"
+
     @property
     def runs(self) -> Path:
         return self.root / "runs"

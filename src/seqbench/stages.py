@@ -1,66 +1,188 @@
-"""What each stage reads: params.yaml keys and source files, one table for both orchestrators.
+"""The stage graph, described once: both orchestrators are built from this table.
 
-Snakemake turns these keys into each job's `params:` (so editing one model's settings reruns only that
-model's jobs); dvc.yaml lists the same keys under each stage's `params:` (DVC cannot compute them), and
-tests/test_workflow_consistency.py checks the two never drift apart.
+Snakemake defines one rule per stage from it (workflow/rules/stages.smk); dvc.yaml is generated from it
+(`python -m seqbench dvc-yaml`, checked by a test to equal the committed file). For every job the
+table gives the command, the data it reads and writes, the params.yaml keys it depends on and its code:
+the import closure of the stage's module plus its own dataset's and model's plugin modules
+(seqbench.codedeps), never a hand-written list.
+
+Settings reach jobs as values. Data, aggregate and report jobs name params.yaml keys (DVC `params:`,
+Snakemake's params rerun trigger). Training jobs depend on their resolved settings: DVC on the file the
+configure stage writes, config/<dataset>/<model>/<regime>.json, Snakemake on the same values as params.
+A default changed in code or a preset edit reruns exactly the jobs whose resolved settings change.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from seqbench import codedeps
+from seqbench import datasets as dataset_registry
+from seqbench import models as model_registry
 from seqbench.params import Params
 
-STAGE_PARAMS: dict[str, tuple[str, ...]] = {
-    "download": ("data",),
-    "standardize": ("datasets.{dataset}",),
-    "split": ("datasets.{dataset}",),
-    "features": ("datasets.{dataset}",),
-    "tracking_init": ("jobs",),
-    "train": (
-        "preset",
-        "presets.{preset}.max_epochs",
-        "presets.{preset}.patience",
-        "presets.{preset}.budgets.default",
-        "presets.{preset}.budgets.{dataset}",
-        "datasets.{dataset}",
-        "training",
-        "models.{model}",
-    ),
-    # the leaderboard and the report state each preset's budgets against the protocols (report.preset_notes)
-    "aggregate": ("preset", "seeds", "regimes", "jobs", "presets.{preset}", "datasets"),
-    "report": ("preset", "seeds", "presets.{preset}", "datasets"),
-}
+REPORTS = "reports"
+REFERENCES = f"{REPORTS}/references.yaml"
+TEMPLATE = f"{REPORTS}/comparison.ipynb"
+AGGREGATE_OUTPUTS = tuple(f"{REPORTS}/{name}" for name in ("results.csv", "summary.csv", "costs.csv", "leaderboard.md"))
+REPORT_OUTPUTS = (f"{REPORTS}/comparison.executed.ipynb", f"{REPORTS}/comparison.html")
+RUN_DIR = "runs/{dataset}/{model}/{regime}/seed{seed}"
+TRACKING_MARKER = "runs/tracking.json"
+CONFIG = "config/{dataset}/{model}/{regime}.json"
 
 
-# Source files (or folders of .py files) each stage runs: a change reruns the stage in both tools.
-STAGE_CODE: dict[str, tuple[str, ...]] = {
-    "download": ("src/seqbench/download.py",),
-    "standardize": ("src/seqbench/standardize.py", "src/seqbench/datasets"),
-    "split": ("src/seqbench/split.py",),
-    "features": ("src/seqbench/features.py", "src/seqbench/text.py"),
-    "tracking_init": ("src/seqbench/tracking.py",),
-    "train": ("src/seqbench/train.py", "src/seqbench/loop.py", "src/seqbench/batches.py",
-              "src/seqbench/evaluate.py", "src/seqbench/device.py", "src/seqbench/tracking.py",
-              "src/seqbench/models"),
-    "aggregate": ("src/seqbench/aggregate.py", "src/seqbench/stats.py", "src/seqbench/report.py",
-                  "reports/references.yaml"),
-    "report": ("src/seqbench/report.py", "src/seqbench/figures.py", "reports/comparison.ipynb",
-               "reports/references.yaml"),
-}
+@dataclass(frozen=True)
+class Output:
+    path: str  # a template over the stage's wildcards
+    directory: bool = False
+    dvc: str = "outs"  # outs | metrics | plots: how dvc.yaml lists it
+    cache: bool = True  # False: small files kept in git or rewritten every run, not in DVC's cache
 
 
-def param_keys(stage: str, **wildcards: Any) -> list[str]:
-    return [key.format(**wildcards) for key in STAGE_PARAMS[stage]]
+@dataclass(frozen=True)
+class Stage:
+    name: str  # the Snakemake rule; DVC stages are <name with dashes>-<wildcard values>
+    module: str  # the stage's entry module: its import closure is the stage's code
+    command: str  # a template over the wildcards; `python -m seqbench ...`
+    wildcards: tuple[str, ...]
+    outputs: tuple[Output, ...]
+    # data the job reads, given the params and the job's wildcard values
+    inputs: Callable[[Params, dict[str, Any]], list[str]] = lambda params, job: []
+    # a training job's resolved settings: a file DVC hashes, while Snakemake compares the same values as its
+    # params rerun trigger. Snakemake takes no input edge from the configure job: once a job upstream must
+    # rerun (configure, after any edit of params.yaml) it plans every job downstream without checking them
+    settings_file: Callable[[dict[str, Any]], str] | None = None
+    params: tuple[str, ...] = ()  # params.yaml keys, templates over the wildcards and `preset`
+    threads: Callable[[Params, dict[str, Any]], int] = lambda params, job: 1
+    plugins: tuple[str, ...] = field(default=("dataset", "model"))  # wildcards whose modules are code too
+    resolves_settings: bool = False  # turns settings schemas into values (its code includes them)
+
+    def log(self) -> str:
+        parts = [f"{{{w}}}" if w != "seed" else "seed{seed}" for w in self.wildcards]
+        return "/".join(["logs", self.name, *parts]) + ".log"
 
 
-def param_values(params: Params, stage: str, **wildcards: Any) -> dict[str, Any]:
-    """{key: value} for a stage's keys, as plain data (what a rerun trigger compares)."""
+def _run_files(params: Params, name: str) -> list[str]:
+    return [f"runs/{j.dataset}/{j.model}/{j.regime}/seed{j.seed}/{name}" for j in params.train_jobs()]
+
+
+def _group(params: Params, job: dict[str, Any]) -> str:
+    return next(j.group for j in params.train_jobs() if (j.dataset, j.model) == (job["dataset"], job["model"]))
+
+
+def _data_stage(name: str, output: Output, inputs: Callable[[Params, dict[str, Any]], list[str]],
+                params: tuple[str, ...], help_name: str | None = None) -> Stage:
+    return Stage(name, f"seqbench.{name}", f"python -m seqbench {help_name or name} --dataset {{dataset}}", ("dataset",),
+                 (output,), inputs, params=params)
+
+
+STAGES: dict[str, Stage] = {stage.name: stage for stage in (
+    _data_stage("download", Output("data/raw/{dataset}", directory=True), lambda p, j: [], ("data",)),
+    _data_stage("standardize", Output("data/standard/{dataset}.parquet"),
+                lambda p, j: [f"data/raw/{j['dataset']}"], ("datasets.{dataset}",)),
+    _data_stage("split", Output("data/split/{dataset}", directory=True),
+                lambda p, j: [f"data/standard/{j['dataset']}.parquet"], ("datasets.{dataset}",)),
+    _data_stage("features", Output("data/features/{dataset}", directory=True),
+                lambda p, j: [f"data/split/{j['dataset']}"], ("datasets.{dataset}",)),
+    Stage("configure", "seqbench.configure", "python -m seqbench configure", (),
+          # one output per job; listed by `configure_outputs` (the job lists decide them)
+          (), lambda p, j: ["params.yaml"], resolves_settings=True),
+    # the store only (experiments are made by the jobs that need them): it never reruns for a new job list
+    Stage("tracking_init", "seqbench.tracking", "python -m seqbench tracking-init", (),
+          (Output(TRACKING_MARKER, cache=False),)),
+    Stage("train", "seqbench.train",
+          "python -m seqbench train --dataset {dataset} --model {model} --seed {seed} --regime {regime} "
+          "--threads {threads}",
+          ("dataset", "model", "regime", "seed"),
+          (Output(f"{RUN_DIR}/metrics.json", dvc="metrics", cache=False),
+           Output(f"{RUN_DIR}/history.csv", dvc="plots", cache=False),
+           Output(f"{RUN_DIR}/predictions.parquet"),
+           Output(f"{RUN_DIR}/checkpoint.pt")),
+          lambda p, j: [f"data/features/{j['dataset']}", TRACKING_MARKER],
+          settings_file=lambda j: CONFIG.format(**j),
+          threads=lambda p, j: p.training.threads[_group(p, j)]),
+    Stage("aggregate", "seqbench.aggregate", "python -m seqbench aggregate", (),
+          tuple(Output(path, cache=False) for path in AGGREGATE_OUTPUTS),
+          lambda p, j: [*_run_files(p, "metrics.json"), *_run_files(p, "predictions.parquet"), REFERENCES,
+                        TRACKING_MARKER],
+          params=("preset", "seeds", "regimes", "jobs", "presets.{preset}", "datasets")),
+    Stage("report", "seqbench.report", "python -m seqbench report", (),
+          tuple(Output(path, cache=False) for path in REPORT_OUTPUTS),
+          lambda p, j: [*AGGREGATE_OUTPUTS, *_run_files(p, "history.csv"), REFERENCES, TEMPLATE],
+          params=("preset", "seeds", "regimes", "presets.{preset}", "datasets")),
+)}
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    stage: Stage
+    wildcards: dict[str, Any]
+
+    @property
+    def dvc_name(self) -> str:
+        return "-".join([self.stage.name.replace("_", "-"), *(str(v) for v in self.wildcards.values())])
+
+
+def stage_jobs(params: Params, name: str) -> list[Job]:
+    """Every job of a stage the job lists define, in a stable order."""
+    stage = STAGES[name]
+    if stage.wildcards == ("dataset",):
+        return [Job(stage, {"dataset": d}) for d in params.datasets_in_jobs()]
+    if name == "train":
+        return [Job(stage, {"dataset": j.dataset, "model": j.model, "regime": j.regime, "seed": j.seed})
+                for j in params.train_jobs()]
+    return [Job(stage, {})]
+
+
+def jobs(params: Params) -> list[Job]:
+    return [job for name in STAGES for job in stage_jobs(params, name)]
+
+
+def configure_outputs(params: Params) -> list[str]:
+    """The resolved settings file of every (dataset, model, regime) that trains."""
+    pairs = dict.fromkeys((j.dataset, j.model, j.regime) for j in params.train_jobs())
+    return [CONFIG.format(dataset=d, model=m, regime=r) for d, m, r in pairs]
+
+
+def outputs(params: Params, job: Job) -> list[str]:
+    if job.stage.name == "configure":
+        return configure_outputs(params)
+    return [output.path.format(**job.wildcards) for output in job.stage.outputs]
+
+
+def code(job: Job) -> list[str]:
+    """Source files whose change reruns the job: the stage module's closure and its own plugins'."""
+    entries = [job.stage.module]
+    if "dataset" in job.wildcards and "dataset" in job.stage.plugins:
+        entries.append(dataset_registry.get(job.wildcards["dataset"]).module_name)
+    if "model" in job.wildcards and "model" in job.stage.plugins:
+        entries += model_registry.get(job.wildcards["model"]).modules()
+    if job.stage.resolves_settings:  # every schema and default a job's settings come from
+        return codedeps.relative(codedeps.closure(*entries, follow_plugins=True, settings_by_value=False))
+    return codedeps.relative(codedeps.closure(*entries))
+
+
+def param_keys(params: Params, job: Job) -> list[str]:
+    return [key.format(preset=params.preset, **job.wildcards) for key in job.stage.params]
+
+
+def param_values(params: Params, job: Job) -> dict[str, Any]:
+    """{key: value} of a job's params.yaml keys, as plain data (what a rerun trigger compares)."""
     data = params.model_dump(mode="json")
     values = {}
-    for key in param_keys(stage, preset=params.preset, **wildcards):
+    for key in param_keys(params, job):
         node = data
         for part in key.split("."):
             node = node[part]
         values[key] = node
     return values
+
+
+def command(params: Params, job: Job) -> str:
+    values = dict(job.wildcards)
+    if "threads" in job.stage.command:
+        values["threads"] = job.stage.threads(params, job.wildcards)
+    return job.stage.command.format(**values)

@@ -1,8 +1,9 @@
 """Thin MLflow wrapper: the only module that imports mlflow.
 
 Store: `sqlite:///<root>/mlflow.db` (or $MLFLOW_TRACKING_URI); artifacts under `<root>/mlartifacts/<experiment>`.
-One experiment per dataset, created only by `python -m seqbench tracking-init` (parallel first-time creation
-of an SQLite store races on its schema migrations); a job that finds no experiment says so. A re-run of a
+One experiment per dataset. The store is created only by `python -m seqbench tracking-init` (parallel
+first-time creation of an SQLite store races on its schema migrations); an experiment is created by the
+first job that needs it, so a dataset added to the job lists needs no new tracking-init. A re-run of a
 job (dataset, model, seed) or of a summary deletes the previous run first, so the UI never lists duplicates
 (MLflow deletes softly: `mlflow gc` purges deleted runs for good).
 
@@ -28,6 +29,7 @@ from seqbench.paths import Layout
 T = TypeVar("T")
 JOB, SUMMARY = "job", "summary"
 KIND_TAG = "seqbench.kind"
+ERROR_TAG = "seqbench.error"
 INIT_HINT = "run `python -m seqbench tracking-init` first"
 _RETRIES = 8
 
@@ -129,21 +131,24 @@ def _ensure_experiment(client, layout: Layout, name: str, uri: str) -> str:
         if existing.lifecycle_stage == "deleted":
             _retry(client.restore_experiment, existing.experiment_id)
         return existing.experiment_id
-    return _retry(client.create_experiment, name, artifact_location=_artifact_location(layout, name, uri))
+    try:
+        return _retry(client.create_experiment, name, artifact_location=_artifact_location(layout, name, uri))
+    except Exception:
+        created = _retry(client.get_experiment_by_name, name)  # another job created it just now
+        if created is None:
+            raise
+        return created.experiment_id
 
 
 def _experiment(layout: Layout, dataset: str):
-    """(client, experiment id) of a dataset's experiment; never creates the store or the experiment."""
+    """(client, experiment id) of a dataset's experiment, created on first use; never creates the store
+    (its first creation races between processes: tracking-init makes it before any job starts)."""
     uri = tracking_uri(layout)
     sqlite_file = _sqlite_file(uri)
     if sqlite_file is not None and not sqlite_file.is_file():
         raise TrackingError(f"no MLflow store at {sqlite_file}: {INIT_HINT}")
     client = _client(uri)
-    experiment = _retry(client.get_experiment_by_name, dataset)
-    if experiment is None or experiment.lifecycle_stage != "active":
-        raise TrackingError(f"no MLflow experiment {dataset!r} in {uri}: {INIT_HINT} "
-                            f"(and check that {dataset!r} is in a job list of params.yaml)")
-    return client, experiment.experiment_id
+    return client, _ensure_experiment(client, layout, dataset, uri)
 
 
 def _replace(client, experiment_id: str, tags: Mapping[str, str]) -> None:
@@ -246,6 +251,9 @@ def job_run(layout: Layout, dataset: str, model: str, seed: int, *, regime: str,
         status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):
             job.flush()  # the curve up to the failure
+        with contextlib.suppress(Exception):  # the reason, where the UI shows it
+            message = (str(error).strip().splitlines() or [""])[0]
+            _retry(client.set_tag, job.run_id, ERROR_TAG, f"{type(error).__name__}: {message}"[:5000])
         with contextlib.suppress(Exception):
             _retry(client.set_terminated, job.run_id, status)
         raise

@@ -1,12 +1,14 @@
-# Settings go through seqbench's own loader (the one validation path the stages use too).
+# Settings go through seqbench's own loader (the one validation path the stages use too); the stage graph
+# comes from seqbench.stages, the table dvc.yaml is generated from.
 import json
 import re
 from pathlib import Path
 
+from seqbench import configure
+from seqbench import stages as graph
 from seqbench.datasets import DATASETS
 from seqbench.models import REGISTRY
-from seqbench.params import parse_params, read_params_yaml
-from seqbench.stages import STAGE_CODE, param_values
+from seqbench.params import REGIMES, parse_params, read_params_yaml
 
 # The stages read params.yaml themselves, so a `--config` override would reach Snakemake but not them.
 if config != read_params_yaml(Path("params.yaml")):
@@ -15,37 +17,52 @@ if config != read_params_yaml(Path("params.yaml")):
         "folder with `python -m seqbench workspace DIR --preset NAME`) instead of passing --config/--configfile."
     )
 PARAMS = parse_params(config)
-
-TRAIN_JOBS = PARAMS.train_jobs()  # (group, dataset, model, seed, regime)
-GROUP = {(job.dataset, job.model): job.group for job in TRAIN_JOBS}
-RUN_DIR = "runs/{dataset}/{model}/{regime}/seed{seed}"
-RUN_FILES = ("metrics.json", "history.csv", "predictions.parquet", "checkpoint.pt")
-AGGREGATE_OUTPUTS = [f"reports/{name}" for name in ("results.csv", "summary.csv", "costs.csv", "leaderboard.md")]
-REPORT_OUTPUTS = ["reports/comparison.executed.ipynb", "reports/comparison.html"]
+GPUS_PER_TRAIN_JOB = 1 if PARAMS.training.device.startswith("cuda") else 0
 
 
 wildcard_constraints:
     dataset="|".join(map(re.escape, DATASETS)),
     model="|".join(map(re.escape, REGISTRY)),
+    regime="|".join(REGIMES),
     seed=r"\d+",
-    regime="protocol|tuned",
 
 
-def run_files(name):
-    """One file of every training job, e.g. every metrics.json."""
-    return [f"runs/{j.dataset}/{j.model}/{j.regime}/seed{j.seed}/{name}" for j in TRAIN_JOBS]
+def job_of(stage, wildcards):
+    return graph.Job(stage, {name: wildcards[name] if name != "seed" else int(wildcards[name])
+                             for name in stage.wildcards})
 
 
-def code(stage):
-    """A stage's source files as inputs, so changing the code reruns the stage (dvc.yaml: deps)."""
-    files = []
-    for path in map(Path, STAGE_CODE[stage]):
-        files += sorted(str(p) for p in path.glob("*.py")) if path.is_dir() else [str(path)]
-    return files
+# Input, params and shell functions per stage (a factory each: rules are defined in a loop).
+def code_of(stage):
+    return lambda wildcards: graph.code(job_of(stage, wildcards))
 
 
-def settings(stage):
-    """The params.yaml keys a stage reads (seqbench.stages), as a rerun trigger."""
-    return lambda wildcards: json.dumps(
-        param_values(PARAMS, stage, **dict(wildcards.items())), sort_keys=True
-    )
+def data_of(stage):
+    return lambda wildcards: stage.inputs(PARAMS, job_of(stage, wildcards).wildcards)
+
+
+def settings_of(stage):
+    """The values a job depends on, as Snakemake's params rerun trigger: a training job's resolved
+    settings (what config/<dataset>/<model>/<regime>.json holds), else its params.yaml keys."""
+    def settings(wildcards):
+        job = job_of(stage, wildcards)
+        if stage.name == "train":
+            w = job.wildcards
+            return configure.config_json(configure.resolve(PARAMS, w["dataset"], w["model"], w["regime"]))
+        return json.dumps(graph.param_values(PARAMS, job), sort_keys=True)
+    return settings
+
+
+def threads_of(stage):
+    return lambda wildcards: stage.threads(PARAMS, job_of(stage, wildcards).wildcards)
+
+
+def outputs_of(stage):
+    if stage.name == "configure":
+        return graph.configure_outputs(PARAMS)
+    return [directory(o.path) if o.directory else o.path for o in stage.outputs]
+
+
+def command_of(stage):
+    """The job's command line (the stage table's command with the job's wildcards and threads)."""
+    return lambda wildcards, threads: graph.command(PARAMS, job_of(stage, wildcards))

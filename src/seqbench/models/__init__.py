@@ -41,11 +41,24 @@ class ModelEntry:
             return False
         return not (self.univariate_only and not getattr(task, "univariate", False))
 
+    def modules(self) -> list[str]:
+        """The modules holding this model's builders (its code, for the stage graph)."""
+        return list(dict.fromkeys(target.split(":")[0] for target in self.builders.values()))
+
     def build(self, task: Task, settings: S.ModelSettings):
+        """The model for a task; a learned forecast model comes inside the input handling its settings
+        ask for (instance normalization, channel independence: seqbench.models.input_handling)."""
         if not self.supports(task):
             raise ValueError(f"model {self.name!r} does not support task {task.name!r} ({task.kind})")
         module_name, function = self.builders[task.family].split(":")
-        return getattr(importlib.import_module(module_name), function)(task, settings)
+        builder = getattr(importlib.import_module(module_name), function)
+        handling = S.forecast_input(settings) if task.family == "forecast" else None
+        if handling is None:
+            return builder(task, settings)
+        from seqbench.models.input_handling import wrap
+
+        return wrap(lambda t: builder(t, settings), task, self.name, handling.instance_norm or "none",
+                    bool(handling.channel_independent))
 
 
 def _forecast(name: str, module: str, settings=S.NoSettings, **kw) -> ModelEntry:
@@ -65,17 +78,18 @@ REGISTRY: dict[str, ModelEntry] = {
     for entry in (
         _forecast("naive", "baselines"),
         _forecast("seasonal_naive", "baselines"),
-        _forecast("linear", "dense"),
+        _forecast("linear", "dense", S.LinearSettings),
+        _forecast("linear_ls", "dense", S.LinearLSSettings),
         _forecast("dlinear", "dense", S.DLinearSettings),
         _forecast("mlp", "dense", S.MLPSettings),
         _forecast("cnn1d", "conv", S.CNN1DSettings),
         _forecast("rnn", "recurrent", S.RecurrentSettings),
         _forecast("deep_rnn", "recurrent", S.DeepRecurrentSettings),
-        _forecast("lstm", "recurrent", S.RecurrentSettings),
+        _forecast("lstm", "recurrent", S.LSTMSettings),
         _forecast("lstm_dropout", "recurrent", S.LSTMDropoutSettings),
         _forecast("gru", "recurrent", S.RecurrentSettings),
         _forecast("stacked_gru", "recurrent", S.StackedGRUSettings),
-        _forecast("bilstm", "recurrent", S.RecurrentSettings),
+        _forecast("bilstm", "recurrent", S.LSTMSettings),
         _forecast("conv_gru", "recurrent", S.ConvGRUSettings),
         _forecast("seq2seq", "recurrent", S.Seq2SeqSettings, every_step=True),
         _forecast("sarima", "statistical", S.SarimaSettings, univariate_only=True),

@@ -230,7 +230,11 @@ def _scripted(forward_loop, backward_loop) -> tuple:
 def _rows_contiguous(t: Tensor) -> Tensor:
     """t (T, B, N), copied only if a row's N elements are not contiguous: the C++ loops take any step
     and row strides, so a batch-first input and its gradient need no time-major copy."""
-    return t if t.stride(-1) == 1 else t.contiguous()
+    if t.stride(-1) == 1:
+        return t
+    if t.shape[-1] == 1:  # a one-element row is contiguous whatever its stride says: restate it, no copy
+        return t.squeeze(-1).unsqueeze(-1)
+    return t.contiguous()
 
 
 def _state_gradients(hs: Tensor, grad_hs: Tensor | None, *grad_states: Tensor | None) -> tuple[Tensor, ...]:

@@ -23,13 +23,6 @@ class ForecastHead(nn.Module):
         return self.dense(z).unflatten(-1, (self.horizon, self.n_targets))
 
 
-class LastStep(nn.Module):
-    """Keep a recurrent layer's output at the last step: (B, T, U) -> (B, U)."""
-
-    def forward(self, z: Tensor) -> Tensor:
-        return z[:, -1]
-
-
 def check_divisible(model: str, field: str, value: int, by_field: str, by: int) -> None:
     if value % by:
         raise TrainingError(

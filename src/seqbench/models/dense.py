@@ -1,7 +1,9 @@
-"""Dense forecasters: linear (Geron ch. 15), dlinear (Zeng et al. 2023), mlp (Chollet ch. 10)."""
+"""Dense forecasters: linear (Geron ch. 15), linear_ls (Zeng et al.'s Linear, fitted in closed form),
+dlinear (Zeng et al. 2023), mlp (Chollet ch. 10)."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from seqbench.models import settings as S
@@ -24,6 +26,53 @@ class Flat(nn.Module):
 def build_linear(task: ForecastTask, settings: S.NoSettings) -> nn.Module:
     # Geron: Flatten + Dense(horizon); one weight per (input step, variable) and output.
     return Flat(nn.Identity(), ForecastHead(task.lookback * task.n_inputs, task))
+
+
+class LinearLS(nn.Module):
+    """One linear map lookback -> horizon (plus a bias), shared by the target variables, each forecast from
+    its own past (Zeng et al.'s Linear), fitted by least squares instead of gradient steps.
+
+    The training loop streams the training windows through `closed_form_accumulate` (the normal equations,
+    in float64), then calls `closed_form_solve(ridge)` for each of the settings' ridge penalties and keeps
+    the one with the lowest validation loss. The fitted map is a buffer: it is saved with the weights but
+    no optimizer touches it."""
+
+    closed_form = True
+
+    def __init__(self, task: ForecastTask):
+        super().__init__()
+        self.targets = list(task.target_positions)
+        self.register_buffer("weight", torch.zeros(task.horizon, task.lookback))  # (H, T)
+        self.register_buffer("bias", torch.zeros(task.horizon))
+        self._xtx: Tensor | None = None  # (T + 1, T + 1): inputs with a column of ones for the bias
+        self._xty: Tensor | None = None  # (T + 1, H)
+        self._rows = 0
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, T, F_in) -> (B, H, F_out)
+        series = x[..., self.targets].transpose(1, 2)  # (B, F_out, T)
+        return (series @ self.weight.T + self.bias).transpose(1, 2)
+
+    def closed_form_accumulate(self, x: Tensor, y: Tensor) -> None:  # x (B, T, F_in), y (B, H, F_out)
+        rows = x[..., self.targets].transpose(1, 2).reshape(-1, x.shape[1]).double()  # (B*F_out, T)
+        rows = torch.cat([rows, torch.ones_like(rows[:, :1])], 1)  # (B*F_out, T + 1)
+        targets = y.transpose(1, 2).reshape(-1, y.shape[1]).double()  # (B*F_out, H)
+        if self._xtx is None:
+            self._xtx, self._xty = rows.new_zeros(rows.shape[1], rows.shape[1]), rows.new_zeros(rows.shape[1], targets.shape[1])
+        self._xtx += rows.T @ rows
+        self._xty += rows.T @ targets
+        self._rows += rows.shape[0]
+
+    def closed_form_solve(self, ridge: float) -> None:
+        """Least squares with `ridge` x rows on the diagonal (the bias is not penalized)."""
+        penalty = torch.eye(self._xtx.shape[0], dtype=self._xtx.dtype, device=self._xtx.device) * ridge * self._rows
+        penalty[-1, -1] = 0.0
+        solution = torch.linalg.lstsq(self._xtx + penalty, self._xty).solution  # (T + 1, H)
+        self.weight.copy_(solution[:-1].T.to(self.weight.dtype))
+        self.bias.copy_(solution[-1].to(self.bias.dtype))
+
+
+def build_linear_ls(task: ForecastTask, settings: S.LinearLSSettings) -> nn.Module:
+    return LinearLS(task)
 
 
 def build_mlp(task: ForecastTask, settings: S.MLPSettings) -> nn.Module:

@@ -1,15 +1,16 @@
-"""Typed settings of every architecture (torch-free: params validation imports this).
+"""Typed settings of every architecture, with their defaults (torch-free: params validation imports this).
 
-Defaults follow the books (Chollet, Deep Learning with Python ch. 10-11; Geron, Hands-On ML ch. 15-16);
-params.yaml `models.<name>` overrides them. Unknown keys are rejected. `lr` and `max_epochs`, when
-set, override the dataset protocol's learning rate and the preset's epoch budget for this model.
+This is the one place a model's defaults live: they follow the books (Chollet, Deep Learning with
+Python ch. 10-11; Geron, Hands-On ML ch. 15-16) and the papers; params.yaml `models.<name>` holds only
+what a user changes. Unknown keys are rejected. `lr` and `max_epochs`, when set, override the dataset
+protocol's learning rate and the preset's epoch budget for this model.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, confloat
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, confloat, field_validator
 
 Probability = confloat(ge=0.0, lt=1.0)
 
@@ -25,26 +26,64 @@ class NoSettings(ModelSettings):
     pass
 
 
-class DLinearSettings(ModelSettings):
+InstanceNorm = Literal["none", "revin", "revin_affine"]
+
+
+class ForecastInput(BaseModel):
+    """Input handling any learned forecast model takes (seqbench.models.input_handling); None = the
+    dataset protocol's choice (datasets.<name>.training), resolved by the configure stage."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    instance_norm: InstanceNorm | None = None
+    channel_independent: bool | None = None
+
+
+class ForecastSettings(ModelSettings, ForecastInput):
+    pass
+
+
+class LinearSettings(ForecastSettings):
+    pass
+
+
+class LinearLSSettings(ForecastSettings):
+    # ridge penalties tried, per training row of the normal equations; the one with the lowest validation
+    # loss is kept (0: plain least squares)
+    ridge: list[float] = Field(default=[0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0], min_length=1)
+
+    @field_validator("ridge")
+    @classmethod
+    def _non_negative(cls, value: list[float]) -> list[float]:
+        if any(r < 0 for r in value):
+            raise ValueError(f"ridge penalties must be >= 0, got {value}")
+        return value
+
+
+class DLinearSettings(ForecastSettings):
     kernel_size: PositiveInt = 25
 
 
-class MLPSettings(ModelSettings):
+class MLPSettings(ForecastSettings):
     hidden: list[PositiveInt] = [16]
     dropout: Probability = 0.0
 
 
-class CNN1DSettings(ModelSettings):
+class CNN1DSettings(ForecastSettings):
     filters: PositiveInt = 8
     kernel_sizes: list[PositiveInt] = [24, 12, 6]
     pool: PositiveInt = 2
 
 
-class RecurrentSettings(ModelSettings):
-    units: PositiveInt = 32
+class RecurrentSettings(ForecastSettings):
+    units: PositiveInt = 32  # Geron's SimpleRNN(32), Chollet's GRU(32)
 
 
-class DeepRecurrentSettings(ModelSettings):
+class LSTMSettings(RecurrentSettings):
+    units: PositiveInt = 16  # Chollet: LSTM(16), Bidirectional(LSTM(16))
+
+
+class DeepRecurrentSettings(ForecastSettings):
     units: PositiveInt = 32
     layers: int = Field(default=3, ge=2)
     dropout: Probability = 0.0
@@ -55,26 +94,25 @@ class StackedGRUSettings(DeepRecurrentSettings):
     dropout: Probability = 0.5
 
 
-class LSTMDropoutSettings(ModelSettings):
+class LSTMDropoutSettings(ForecastSettings):
     units: PositiveInt = 32
     recurrent_dropout: Probability = 0.25
     dropout: Probability = 0.5
 
 
-class ConvGRUSettings(ModelSettings):
+class ConvGRUSettings(ForecastSettings):
     filters: PositiveInt = 32
     kernel_size: PositiveInt = 4
     stride: PositiveInt = 2
     units: PositiveInt = 32
 
 
-class Seq2SeqSettings(ModelSettings):
+class Seq2SeqSettings(ForecastSettings):
     units: PositiveInt = 32
     cell: Literal["rnn", "gru", "lstm"] = "rnn"
 
 
-class ForecastTransformerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ForecastTransformerSettings(ForecastInput):
     patch_len: PositiveInt = 8  # steps per token (PatchTST); 1 = one token per step (T^2 attention)
     d_model: PositiveInt = 32
     heads: PositiveInt = 4
@@ -135,3 +173,18 @@ class CharTransformerSettings(ModelSettings):
     layers: PositiveInt = 2
     ff: PositiveInt = 512
     dropout: Probability = 0.1
+
+
+def forecast_input(settings: ModelSettings) -> ForecastInput | None:
+    """The part of a model's settings that holds its forecast input handling (None: the model takes none)."""
+    if isinstance(settings, ForecastInput):
+        return settings
+    forecast = getattr(settings, "forecast", None)
+    return forecast if isinstance(forecast, ForecastInput) else None
+
+
+def with_forecast_input(settings: ModelSettings, **values) -> ModelSettings:
+    """`settings` with these ForecastInput fields replaced (in `forecast` for the transformer)."""
+    if isinstance(settings, ForecastInput):
+        return settings.model_copy(update=values)
+    return settings.model_copy(update={"forecast": settings.forecast.model_copy(update=values)})
