@@ -20,7 +20,7 @@ import pytest
 import yaml
 from rawdata import make_mirror, write_ett_csv, write_shakespeare, write_sums
 
-from seqbench import archives, datasets, download
+from seqbench import archives, download
 from seqbench.datasets import RawFile, jena
 from seqbench.errors import DataError, DatasetUnavailable
 from seqbench.params import load_params
