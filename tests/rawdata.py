@@ -2,7 +2,7 @@
 
     write_ett_csv(path, rows=14_600, seed=0)            ETTh1.csv / ETTh2.csv
     write_cta_csv(path, start, end, duplicate_from, seed) CTA_-_Ridership_-_Daily_Boarding_Totals.csv
-    write_imdb_tar(path, n_per_class=20, seed=0)        aclImdb_v1.tar.gz
+    write_imdb_tar(path, n_per_class=20, seed=0, files=None)  aclImdb_v1.tar.gz
     write_shakespeare(path, chars=20_000, seed=0)       tinyshakespeare.txt
     make_mirror(folder, datasets=..., jena_rows=8_000)  all of them under their canonical names + SHA256SUMS
 The Jena file comes from the project's own generator (`seqbench.datasets.jena.write_jena_like`).
@@ -136,9 +136,10 @@ def imdb_members(n_per_class: int = 20, seed: int = 0) -> dict[str, bytes]:
     return files
 
 
-def write_imdb_tar(path: Path, n_per_class: int = 20, seed: int = 0) -> Path:
-    """aclImdb_v1.tar.gz: GNU tar + gzip with fixed metadata (byte-identical for the same arguments)."""
-    files = imdb_members(n_per_class, seed)
+def write_imdb_tar(path: Path, n_per_class: int = 20, seed: int = 0, files: dict[str, bytes] | None = None) -> Path:
+    """aclImdb_v1.tar.gz: GNU tar + gzip with fixed metadata (byte-identical for the same arguments);
+    `files` replaces imdb_members(n_per_class, seed), e.g. an altered copy of it."""
+    files = imdb_members(n_per_class, seed) if files is None else files
     folders = sorted({str(Path(name).parent) for name in files} | {"aclImdb"})
     buffer = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz:

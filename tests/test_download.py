@@ -28,6 +28,7 @@ from seqbench.paths import Layout
 
 ETT = "ETTh1.csv"
 SHAKESPEARE = "tinyshakespeare.txt"
+LIMITS = archives.ExtractLimits(max_bytes=1 << 20, max_ratio=100)  # far above what these tests extract
 
 
 def sha256(data: bytes) -> str:
@@ -213,7 +214,7 @@ def test_unsafe_tar_entries_are_refused(tmp_path, member, expected):
     archive = _tar(tmp_path / "bad.tar.gz", [_member("aclImdb/README"), member])
     dest = tmp_path / "raw"
     with pytest.raises(DataError, match=expected) as error:
-        archives.extract(archive, dest)
+        archives.extract(archive, dest, limits=LIMITS)
     assert member.name in str(error.value) and "bad.tar.gz" in str(error.value)
     assert list(dest.iterdir()) == []  # not even the safe README was placed
     assert not (tmp_path / "evil.txt").exists()
@@ -225,14 +226,14 @@ def test_unsafe_zip_entries_are_refused(tmp_path):
         zf.writestr("ok.csv", "a\n")
         zf.writestr("../outside.csv", "b\n")
     with pytest.raises(DataError, match="outside the extraction folder"):
-        archives.extract(escaping, tmp_path / "a")
+        archives.extract(escaping, tmp_path / "a", limits=LIMITS)
     linked = tmp_path / "link.zip"
     with zipfile.ZipFile(linked, "w") as zf:
         info = zipfile.ZipInfo("link.csv")
         info.external_attr = (stat.S_IFLNK | 0o777) << 16
         zf.writestr(info, "/etc/passwd")
     with pytest.raises(DataError, match="symbolic link"):
-        archives.extract(linked, tmp_path / "b")
+        archives.extract(linked, tmp_path / "b", limits=LIMITS)
     assert list((tmp_path / "a").iterdir()) == [] and list((tmp_path / "b").iterdir()) == []
     assert not (tmp_path / "outside.csv").exists()
 
@@ -254,7 +255,7 @@ def test_jena_from_a_generated_mirror_and_canonical_checks_otherwise(project, tm
     jena.write_jena_like(folder, rows=2000, seed=0)
     monkeypatch.setenv(download.MIRROR_ENV, str(folder))
     status = stage(project, "jena")
-    assert status["files"][jena.raw_files("jena")[0].name]["extracted"] == [jena.CSV_NAME]
+    assert status["files"][jena.ZIP_NAME]["extracted"] == [jena.CSV_NAME]
     assert (project / "data/raw/jena" / jena.CSV_NAME).is_file()
     # without the SHA256SUMS that vouches for it, the generated zip is held to the real file's size
     (folder / "SHA256SUMS").unlink()
@@ -362,10 +363,12 @@ def test_no_mirror_and_no_network_is_one_clear_error(tmp_path):
 # --- via the CLI (python -m seqbench download) -------------------------------------------------------
 _CLI = """
 import runpy, sys
+from seqbench import datasets
 from seqbench.datasets import RawFile, jena
 # the real URL would need the internet: point it at a closed local port instead
 url = sys.argv[1]
-jena.raw_files = lambda name: [RawFile(name="jena_climate_2009_2016.csv.zip", url=url, archive=True)]
+datasets.get("jena").raw_files = lambda: [RawFile(name=jena.ZIP_NAME, url=url, archive=True,
+                                                  limits=jena.EXTRACT_LIMITS)]
 sys.argv = ["seqbench", "download", "--dataset", "jena"]
 runpy.run_module("seqbench", run_name="__main__")
 """

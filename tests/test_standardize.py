@@ -17,7 +17,7 @@ import pytest
 import yaml
 from rawdata import CTA_HEADER, imdb_members, make_mirror, write_cta_csv, write_ett_csv
 
-from seqbench import download, standardize
+from seqbench import datasets, download, standardize
 from seqbench.datasets import jena
 from seqbench.errors import DataError
 from seqbench.params import load_params
@@ -153,14 +153,13 @@ def test_imdb_reads_files_and_ignores_unsup(tmp_path):
     (root / "test/neg/5_2.txt").write_text("bad")
     (root / "train/unsup").mkdir()
     (root / "train/unsup/0_0.txt").write_text("unlabelled")
-    from seqbench.datasets import imdb
-
-    table = imdb.standardize("imdb", tmp_path)
+    imdb = datasets.get("imdb")
+    table = imdb.standardize(tmp_path)
     assert table.rows() == [("test", 0, 2, 5, "bad"), ("train", 1, 7, 3, "good"),
                             ("train", 1, 9, 12, "Great film really .")]
     (root / "test/neg/oops.txt").write_text("x")
     with pytest.raises(DataError, match=r"oops\.txt: review file names must look like <id>_<rating>\.txt"):
-        imdb.standardize("imdb", tmp_path)
+        imdb.standardize(tmp_path)
 
 
 def test_shakespeare_is_one_row_with_the_whole_text(tiny):
@@ -181,11 +180,10 @@ def test_synthetic_is_seeded_hourly_and_seasonal(tiny):
     season = settings.season
     assert np.corrcoef(x0[:-season], x0[season:])[0, 1] > 0.8  # x0 repeats every season rows
     assert np.corrcoef(x0[:-season // 2], x0[season // 2:])[0, 1] < -0.5
-    from seqbench.datasets import synthetic
-
-    again = synthetic.standardize("synthetic", None, settings)
+    synthetic = datasets.get("synthetic")
+    again = synthetic.standardize(None, settings)
     assert again.equals(table)
-    other = synthetic.standardize("synthetic", None, settings.model_copy(update={"generator_seed": 8}))
+    other = synthetic.standardize(None, settings.model_copy(update={"generator_seed": 8}))
     assert not other.equals(table)
 
 
@@ -222,10 +220,8 @@ def test_csv_missing_a_column(tmp_path):
     path = ett_raw(tmp_path)
     frame = pl.read_csv(path, infer_schema=False).drop("LULL")
     frame.write_csv(path)
-    from seqbench.datasets import ett
-
     with pytest.raises(DataError) as error:
-        ett.standardize("etth1", tmp_path)
+        datasets.get("etth1").standardize(tmp_path)
     message = str(error.value)
     assert str(path) in message and "['LULL']" in message and "date,HUFL,HULL,MUFL,MULL,LUFL,LULL,OT" in message
 
@@ -235,34 +231,30 @@ def test_unparseable_date_names_line_and_value(tmp_path):
     lines = path.read_text().splitlines()
     lines[5] = "2016-07-01 4 o'clock" + lines[5][19:]
     path.write_text("\n".join(lines) + "\n")
-    from seqbench.datasets import ett
-
     with pytest.raises(DataError, match=r"line 6: column 'date' value \"2016-07-01 4 o'clock\"") as error:
-        ett.standardize("etth1", tmp_path)
+        datasets.get("etth1").standardize(tmp_path)
     assert str(path) in str(error.value)
 
 
 def test_cta_bad_date_non_numeric_and_bad_day_type(tmp_path):
-    from seqbench.datasets import cta
-
     path = write_cta_csv(tmp_path / CTA, start="2019-01-01", end="2019-01-20")
     lines = path.read_text().splitlines()
     broken = lines.copy()
     broken[3] = "2019-01-03" + broken[3][10:]
     path.write_text("\n".join(broken) + "\n")
     with pytest.raises(DataError, match=r"line 4: column 'service_date' value '2019-01-03'.*'%m/%d/%Y'"):
-        cta.standardize("cta", tmp_path)
+        datasets.get("cta").standardize(tmp_path)
     broken = lines.copy()
     fields = broken[7].split(",")
     broken[7] = ",".join([*fields[:2], "12k", *fields[3:]])
     path.write_text("\n".join(broken) + "\n")
     with pytest.raises(DataError, match=r"line 8: column 'bus' value '12k' is not an integer"):
-        cta.standardize("cta", tmp_path)
+        datasets.get("cta").standardize(tmp_path)
     broken = lines.copy()
     broken[2] = broken[2].replace(",W,", ",X,").replace(",A,", ",X,").replace(",U,", ",X,")
     path.write_text("\n".join(broken) + "\n")
     with pytest.raises(DataError, match=r"line 3: column 'day_type' value 'X'"):
-        cta.standardize("cta", tmp_path)
+        datasets.get("cta").standardize(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -279,10 +271,8 @@ def test_cta_bad_date_non_numeric_and_bad_day_type(tmp_path):
 )
 def test_malformed_csv_files(tmp_path, content, expected):
     ett_raw(tmp_path, content)
-    from seqbench.datasets import ett
-
     with pytest.raises(DataError, match=expected):
-        ett.standardize("etth1", tmp_path)
+        datasets.get("etth1").standardize(tmp_path)
 
 
 # --- the Jena-like generator -------------------------------------------------------------------------
@@ -330,7 +320,8 @@ def test_jena_like_values_are_physically_plausible():
 
 # --- the shared offline mirror -----------------------------------------------------------------------
 @pytest.mark.slow
-def test_real_mirror_datasets(tmp_path, monkeypatch):
+def test_real_mirror_datasets(tmp_path, monkeypatch, capsys):
+    """The published files pass every check standardize declares (ranges, duplicates, finite values)."""
     if not os.environ.get(download.MIRROR_ENV):
         pytest.skip(f"{download.MIRROR_ENV} is not set (CI sets it to the shared offline mirror)")
     params, layout = new_project(tmp_path)
@@ -342,6 +333,7 @@ def test_real_mirror_datasets(tmp_path, monkeypatch):
     assert counts["etth1"].height == counts["etth2"].height == 17_420
     assert counts["etth1"]["timestamp"][-1].isoformat() == "2018-06-26T19:00:00+00:00"
     assert counts["cta"].height == 7_639 and counts["cta"]["timestamp"].is_sorted()
+    assert "CTA_-_Ridership_-_Daily_Boarding_Totals.csv: dropped 62 row(s) that repeat" in capsys.readouterr().err
     imdb = counts["imdb"]
     assert imdb.group_by("split").len().sort("split").rows() == [("test", 25_000), ("train", 25_000)]
     assert imdb.group_by("label").len().sort("label").rows() == [(0, 25_000), (1, 25_000)]

@@ -38,9 +38,16 @@ def plugins() -> frozenset[str]:
     """The modules the registries name: each model's builders and each dataset's module."""
     from seqbench import datasets, models
 
-    named = {info.module_name for info in datasets.DATASETS.values()}
+    named = {dataset_module(name) for name in datasets.DATASETS}
     named |= {module for entry in models.REGISTRY.values() for module in entry.modules()}
     return frozenset(named)
+
+
+def dataset_module(name: str) -> str:
+    """The module defining a registered dataset's class."""
+    from seqbench import datasets
+
+    return type(datasets.get(name)).__module__
 
 
 def is_plugin(name: str) -> bool:
@@ -87,7 +94,7 @@ def closure(*entries: str, follow_plugins: bool = False, settings_by_value: bool
     skipped = TRACKED_BY_VALUE if settings_by_value else frozenset()
     seen: dict[str, None] = {}
     files: dict[Path, None] = {}
-    stack = [e for e in entries if e not in skipped]
+    stack = [e for e in entries if e not in skipped and e in modules()]  # a test's own dataset lies outside
     while stack:
         name = stack.pop()
         if name in seen:

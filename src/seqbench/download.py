@@ -7,7 +7,8 @@ its canonical URL (retried with exponential back-off).
 What it is checked against: a mirror folder with a SHA256SUMS vouches for its own files (it may hold
 a rebuilt archive or a generated Jena-like file); otherwise the canonical checksum pinned in the
 dataset module applies (plus the pinned size/md5 and, for Jena, the extracted CSV's size and md5);
-a file with no known checksum has its sha256 recorded, with a note.
+a file with no known checksum has its sha256 recorded, with a note. Either way an archive's
+extraction is bounded by its dataset's ExtractLimits (params `data.extract_limits` overrides them).
 
 Writes `<file>`, `<file>.sha256` (sha256sum format), the extracted archive contents, and
 `status.json` = {"dataset", "available", "reason", "files": {name: {"sha256", "source"[, "extracted"]}}}.
@@ -23,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -32,11 +34,11 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from seqbench import archives
 from seqbench import datasets as registry
 from seqbench.datasets import RawFile
+from seqbench.datasets.mirror import SUMS_NAME, read_sums
 from seqbench.errors import DataError, DatasetUnavailable
 from seqbench.io import atomic_path, read_json, sha256_file, write_json, write_text
 
 MIRROR_ENV = "SEQBENCH_MIRROR"
-SUMS_NAME = "SHA256SUMS"
 STATUS_NAME = "status.json"
 BACKOFF_S = 1.0  # wait before the 2nd attempt; doubles for each further attempt
 _CHUNK = 1 << 20
@@ -61,24 +63,6 @@ def find_in_mirrors(name: str, folders: Sequence[Path]) -> Path | None:
         if (folder / name).is_file():
             return folder / name
     return None
-
-
-def read_sums(folder: Path) -> dict[str, str] | None:
-    """{file name: sha256} from the folder's SHA256SUMS (sha256sum format), None if it has none."""
-    sums_path = folder / SUMS_NAME
-    if not sums_path.is_file():
-        return None
-    sums = {}
-    for number, line in enumerate(sums_path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        digest, _, name = line.strip().partition(" ")
-        name = name.strip().lstrip("*")  # "*name" marks binary mode in sha256sum output
-        if len(digest) != 64 or not name:
-            raise DataError(f"{sums_path}, line {number}: not in sha256sum format ('<sha256>  <file name>'): "
-                            f"{line!r}. Fix or regenerate it with `sha256sum FILES > SHA256SUMS`.")
-        sums[name] = digest.lower()
-    return sums
 
 
 # --- fetching ----------------------------------------------------------------------------------------
@@ -236,7 +220,7 @@ def fetch_file(
         entry = {"sha256": _verify(tmp, raw, source, vouched), "source": source}
         if raw.archive:
             entry["extracted"] = archives.extract(
-                tmp, raw_dir, label=raw.name, skip=extract_skip,
+                tmp, raw_dir, label=raw.name, limits=raw.limits, skip=extract_skip,
                 check=check_extracted if vouched is None else None,  # a mirror may hold a rebuilt copy
             )
     write_text(sidecar, f"{entry['sha256']}  {raw.name}\n")
@@ -272,28 +256,32 @@ def download_dataset(
     return status
 
 
-def dataset_info(dataset: str) -> registry.DatasetInfo:
-    try:
-        return registry.get(dataset)
-    except KeyError as error:
-        raise DataError(error.args[0]) from None
+def with_limits(files: Sequence[RawFile], overrides) -> list[RawFile]:
+    """The dataset's files with params `data.extract_limits.<dataset>` applied to its archives."""
+    if overrides is None:
+        return list(files)
+    changes = overrides.model_dump(exclude_none=True)
+    return [replace(raw, limits=replace(raw.limits, **changes)) if raw.archive else raw for raw in files]
 
 
 def run(params, layout, dataset: str) -> dict:
-    module = dataset_info(dataset).module
+    info = registry.get(dataset)
     raw_dir = layout.raw(dataset)
     folders = mirror_folders(params.data.mirrors, layout.root)
     try:
         return download_dataset(
             dataset,
-            module.raw_files(dataset),
+            with_limits(info.raw_files(), params.data.extract_limits.get(dataset)),
             raw_dir,
             folders,
             retries=params.data.retries,
             timeout_s=params.data.timeout_s,
-            extract_skip=getattr(module, "EXTRACT_SKIP", ()),
-            check_extracted=getattr(module, "verify_extracted", None),
+            extract_skip=info.extract_skip,
+            check_extracted=info.check_extracted,
         )
+    except archives.ExtractLimitExceeded as error:
+        raise DataError(f"{error} If the archive is genuine, raise data.extract_limits.{dataset}.{error.field} in "
+                        "params.yaml.") from None
     except DatasetUnavailable as error:
         if params.data.on_missing == "fail":
             raise

@@ -1,8 +1,9 @@
 """features stage (splits -> data/features/<ds>/) and the loaders every later stage uses.
 
 Budget-free: only the protocol decides what is written; the train stage applies a preset's budget.
-  forecast  series.npy (N, C) float32 = train|val|test rows in time order, scaled with statistics of the
-            train rows ONLY (original = series * scale + mean); timestamps.npy (N,) datetime64[ns];
+  forecast  series.npy (N, C) float32 = train|val|test rows in time order (the dataset's `series`), scaled
+            with statistics of the train rows ONLY unless the dataset fixes its `scaling` (original =
+            series * scale + mean); timestamps.npy (N,) datetime64[ns];
             windows are never materialized: a window is a start row (seqbench.windows)
   text      vocab.json, bigram_vocab.json, idf.npy, labels_<split>.npy int8,
             sequences_<split>.npy (n, L) int32, bow_unigram_<split>.npz (multi-hot CSR float32) and
@@ -28,7 +29,7 @@ from seqbench import text as tx
 from seqbench.errors import DataError, DatasetUnavailable
 from seqbench.io import atomic_path, read_json, sha256_file, write_json
 from seqbench.paths import Layout
-from seqbench.split import SPLITS
+from seqbench.datasets.splitting import SPLITS
 from seqbench.tasks import CharTask, ForecastTask, TextTask, task_from_dict, to_dict
 from seqbench.windows import window_starts
 
@@ -63,30 +64,6 @@ def _data_hash(directory: Path, meta: dict) -> str:
 
 
 # --- forecast --------------------------------------------------------------------------------------
-def series_columns(name: str, settings) -> tuple[str, ...]:
-    module = datasets.get(name).module
-    if name == "synthetic":
-        return module.columns(settings)
-    if name == "cta":
-        return module.SERIES_COLUMNS
-    return module.COLUMNS
-
-
-def _cta_values(table: pl.DataFrame, source: str) -> pl.DataFrame:
-    """bus, rail + the one-hot type of the NEXT row's day (Geron's shift(-1); the last row: all 0)."""
-    from seqbench.datasets.cta import DAY_TYPES
-
-    unknown = sorted(set(table["day_type"].drop_nulls().unique().to_list()) - set(DAY_TYPES))
-    if unknown or table["day_type"].null_count():
-        raise DataError(f"{source}: column 'day_type' holds {unknown or 'nulls'}; expected one of {list(DAY_TYPES)}")
-    following = pl.col("day_type").shift(-1)
-    return table.select(
-        pl.col("bus").cast(pl.Float64),
-        pl.col("rail").cast(pl.Float64),
-        *((following == t).fill_null(False).cast(pl.Float64).alias(f"next_day_type_{t}") for t in DAY_TYPES),
-    )
-
-
 def fit_scaler(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-column mean and std (ddof=0) of the train rows (C,) float64; a constant column gets scale 1."""
     mean, std = train.mean(axis=0), train.std(axis=0)
@@ -96,36 +73,35 @@ def fit_scaler(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_forecast(name: str, tables: dict[str, pl.DataFrame], settings, out: Path, source: str) -> dict:
+    dataset = datasets.get(name)
     table = pl.concat([tables[s] for s in SPLITS], how="vertical")
     edges = np.cumsum([0, *(tables[s].height for s in SPLITS)]).tolist()
     splits = {s: (edges[i], edges[i + 1]) for i, s in enumerate(SPLITS)}
-    columns = series_columns(name, settings)
-    frame = _cta_values(table, source) if name == "cta" else table.select(pl.col(c).cast(pl.Float64) for c in columns)
+    columns = dataset.series_columns(settings)
+    frame = dataset.series(table, settings, source)
     values = frame.select(columns).to_numpy()  # (N, C) float64
     bad = [c for c, ok in zip(columns, np.isfinite(values).all(axis=0)) if not ok]
     if bad:
-        raise DataError(f"{source}: column(s) {bad} hold missing or non-finite values; "
-                        f"rerun `python -m seqbench standardize --dataset {name}`")
+        raise DataError(f"{source}: column(s) {bad} hold missing or non-finite values, which standardize refuses "
+                        f"where they enter: rerun `python -m seqbench standardize --dataset {name}` (it names the "
+                        "raw file, line and value)")
     if tables["train"].height == 0:
         raise DataError(f"{source}/train.parquet: the train split is empty; check datasets.{name} in params.yaml")
-    if name == "cta":  # the book's fixed scaling: riders in millions, day-type flags as they are
-        mean = np.zeros(len(columns))
-        scale = np.array([settings.scale if c in ("bus", "rail") else 1.0 for c in columns])
-    else:
-        mean, scale = fit_scaler(values[slice(*splits["train"])])
+    fixed = dataset.scaling(columns, settings)
+    mean, scale = fixed if fixed is not None else fit_scaler(values[slice(*splits["train"])])
     series = np.ascontiguousarray(((values - mean) / scale).astype(np.float32))  # (N, C)
     timestamps = table["timestamp"].dt.replace_time_zone(None).to_numpy().astype("datetime64[ns]")
     del values, frame
 
     _save(out, "series.npy", series)
     _save(out, "timestamps.npy", timestamps)
-    tasks = datasets.get(name).module.tasks(name, settings)
+    tasks = dataset.tasks(settings)
     n = len(series)
     return {
         "columns": list(columns),
         "mean": mean.tolist(),
         "scale": scale.tolist(),
-        "metric_units": datasets.get(name).module.METRIC_UNITS,
+        "metric_units": dataset.metric_units,
         "n_rows": n,
         "splits": {s: list(r) for s, r in splits.items()},
         "tasks": [{**to_dict(t), "windows": {s: len(window_starts(t, splits[s], n)) for s in SPLITS}} for t in tasks],

@@ -6,14 +6,12 @@ impossible value raises ParamsError naming the key before any work starts.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -28,7 +26,7 @@ from pydantic import (
 
 from seqbench import datasets as dataset_registry
 from seqbench import models as model_registry
-from seqbench.models.settings import InstanceNorm as InstanceNormMode
+from seqbench.datasets.base import DatasetSettings, OptimizerName
 from seqbench.models.settings import ModelSettings
 from seqbench.tasks import FAMILY_KINDS
 
@@ -56,17 +54,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_fractions(value: tuple[float, float, float]) -> tuple[float, float, float]:
-    if any(f <= 0 for f in value):
-        raise ValueError(f"split fractions must all be > 0, got {list(value)}")
-    if abs(sum(value) - 1.0) > 1e-9:
-        raise ValueError(f"split fractions must add up to 1, got {list(value)} (sum {sum(value):g})")
-    return value
-
-
-Fractions = Annotated[tuple[float, float, float], AfterValidator(_check_fractions)]
-
-
 # --- what runs -------------------------------------------------------------------------------------
 class JobGroup(Strict):
     datasets: list[str]
@@ -80,120 +67,48 @@ class Jobs(Strict):
     chars: JobGroup
 
 
+class ExtractLimitsSettings(Strict):
+    max_bytes: PositiveInt | None = None
+    max_ratio: float | None = Field(default=None, gt=1)
+
+
 class DataSettings(Strict):
     mirrors: list[str] = []
     retries: PositiveInt = 3
     timeout_s: PositiveFloat = 60
     on_missing: Literal["skip", "fail"] = "skip"
+    # per dataset: bounds on what extracting its archives may write (default: the dataset module's)
+    extract_limits: dict[str, ExtractLimitsSettings] = {}
 
 
-# --- protocols -------------------------------------------------------------------------------------
-OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop", "nadam"]
-
-
-class DatasetTraining(Strict):
-    batch_size: PositiveInt
-    loss: Literal["mse", "mae", "huber", "bce", "cross_entropy"]
-    optimizer: OptimizerName
-    lr: PositiveFloat
-    momentum: float | None = Field(default=None, ge=0, lt=1)
-    weight_decay: float | None = Field(default=None, ge=0)
-    # how learned forecast models read their inputs under this protocol (a model's own settings may
-    # override): RevIN-style instance normalization, channel independence (seqbench.models.input_handling)
-    instance_norm: InstanceNormMode = "none"
-    channel_independent: bool = False
-
-
-class SyntheticSettings(Strict):
-    rows: int = Field(ge=200)
-    variables: PositiveInt
-    noise: float = Field(ge=0)
-    generator_seed: NonNegativeInt
-    split: Fractions
-    lookback: PositiveInt
-    horizon: PositiveInt
-    season: PositiveInt
-    training: DatasetTraining
-
-
-class JenaSettings(Strict):
-    split: Fractions
-    sampling: PositiveInt
-    lookback: PositiveInt
-    target: str
-    target_delay_hours: PositiveInt
-    season: PositiveInt
-    training: DatasetTraining
-
-    @field_validator("target")
+    @field_validator("extract_limits")
     @classmethod
-    def _known_column(cls, value: str) -> str:
-        from seqbench.datasets.jena import COLUMNS
-
-        if value not in COLUMNS:
-            raise ValueError(f"target {value!r} is not a Jena column; choose one of {list(COLUMNS)}")
+    def _archive_datasets(cls, value: dict[str, ExtractLimitsSettings]) -> dict[str, ExtractLimitsSettings]:
+        for name in value:
+            if name not in dataset_registry.DATASETS:
+                raise ValueError(f"unknown dataset {name!r}; known: {', '.join(dataset_registry.DATASETS)}")
+            if not any(raw.archive for raw in dataset_registry.get(name).raw_files()):
+                raise ValueError(f"dataset {name!r} has no archive to extract")
         return value
 
 
-class EttSettings(Strict):
-    borders: tuple[PositiveInt, PositiveInt, PositiveInt]
-    lookback: PositiveInt
-    horizons: list[PositiveInt] = Field(min_length=1)
-    extra_lookbacks: list[PositiveInt] = []
-    season: PositiveInt
-    training: DatasetTraining
-
-    @field_validator("borders")
-    @classmethod
-    def _increasing(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
-        if not value[0] < value[1] < value[2]:
-            raise ValueError(f"borders must increase (train end < validation end < test end), got {list(value)}")
-        return value
-
-
-class CtaSettings(Strict):
-    train: tuple[dt.date, dt.date]
-    val: tuple[dt.date, dt.date]
-    test: tuple[dt.date, dt.date | None]
-    scale: PositiveFloat
-    lookback: PositiveInt
-    long_horizon: int = Field(ge=2)
-    season: PositiveInt
-    training: DatasetTraining
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "CtaSettings":
-        bounds = [*self.train, *self.val, self.test[0]]
-        if any(a >= b for a, b in zip(bounds, bounds[1:])):
-            raise ValueError("train, val and test date ranges must be ordered and must not overlap")
-        return self
-
-
-class ImdbSettings(Strict):
-    val_fraction: float = Field(gt=0, lt=1)
-    split_seed: NonNegativeInt
-    max_tokens: int = Field(ge=10)
-    sequence_length: PositiveInt
-    training: DatasetTraining
-
-
-class ShakespeareSettings(Strict):
-    split: Fractions
-    window: int = Field(ge=2)
-    lowercase: bool
-    sample_prompt: str = Field(min_length=1)
-    sample_length: PositiveInt
-    training: DatasetTraining
-
-
-class DatasetsSettings(Strict):
-    synthetic: SyntheticSettings
-    jena: JenaSettings
-    etth1: EttSettings
-    etth2: EttSettings
-    cta: CtaSettings
-    imdb: ImdbSettings
-    shakespeare: ShakespeareSettings
+def _dataset_settings(value: Any) -> dict[str, DatasetSettings]:
+    """params.yaml `datasets`: one block per registered dataset, validated by that dataset's settings class."""
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of dataset name -> settings")
+    unknown = [name for name in value if name not in dataset_registry.DATASETS]
+    if unknown:
+        raise ValueError(f"unknown datasets {unknown}; known: {', '.join(dataset_registry.DATASETS)}")
+    missing = [name for name in dataset_registry.DATASETS if name not in value]
+    if missing:
+        raise ValueError(f"no settings block for the registered datasets {missing}")
+    out = {}
+    for name, settings in value.items():
+        try:
+            out[name] = dataset_registry.get(name).settings.model_validate(settings)
+        except ValidationError as error:
+            raise ValueError("; ".join(_format(error, prefix=f"datasets.{name}"))) from None
+    return out
 
 
 # --- budgets ---------------------------------------------------------------------------------------
@@ -295,10 +210,15 @@ class Params(Strict):
     regimes: list[Regime] = Field(default=["protocol"], min_length=1)
     jobs: Jobs
     data: DataSettings
-    datasets: DatasetsSettings
+    datasets: dict[str, SerializeAsAny[DatasetSettings]]
     presets: dict[str, Preset]
     training: TrainingDefaults
     models: dict[str, SerializeAsAny[ModelSettings]] = {}
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _datasets(cls, value: Any) -> dict[str, DatasetSettings]:
+        return _dataset_settings(value)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -334,16 +254,16 @@ class Params(Strict):
                 if budget.tasks is not None:
                     if key == "default":
                         raise ValueError(f"{where}.tasks: tasks are chosen per dataset, not in default")
-                    known = dataset_registry.task_names(key, getattr(self.datasets, key))
+                    known = dataset_registry.task_names(key, self.datasets[key])
                     unknown = [t for t in budget.tasks if t not in known]
                     if unknown:
                         raise ValueError(f"{where}.tasks: unknown tasks {unknown}; {key} has {known}")
         return self
 
     # --- resolved views ----------------------------------------------------------------------------
-    def dataset(self, name: str):
+    def dataset(self, name: str) -> DatasetSettings:
         dataset_registry.get(name)
-        return getattr(self.datasets, name)
+        return self.datasets[name]
 
     def model_settings(self, name: str) -> ModelSettings:
         entry = model_registry.get(name)
@@ -402,7 +322,7 @@ class Params(Strict):
         return list(dict.fromkeys(names))
 
 
-def _check_jobs(jobs: Jobs, datasets: DatasetsSettings, where: str) -> None:
+def _check_jobs(jobs: Jobs, datasets: dict[str, DatasetSettings], where: str) -> None:
     """Every model of a group must fit every dataset of that group (DVC cannot skip matrix cells)."""
     for group in JOB_GROUPS:
         job_group: JobGroup = getattr(jobs, group)
@@ -427,7 +347,7 @@ def _check_jobs(jobs: Jobs, datasets: DatasetsSettings, where: str) -> None:
                                  f"known: {', '.join(model_registry.REGISTRY)}")
         for dataset in job_group.datasets:
             info = dataset_registry.get(dataset)
-            tasks = info.module.tasks(dataset, getattr(datasets, dataset)) if info.family == "forecast" else None
+            tasks = info.tasks(datasets[dataset]) if info.family == "forecast" else None
             for model in job_group.models:
                 entry = model_registry.REGISTRY[model]
                 if tasks is not None:

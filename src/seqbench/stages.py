@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seqbench import codedeps
-from seqbench import datasets as dataset_registry
 from seqbench import models as model_registry
 from seqbench.params import Params
 
@@ -157,7 +156,7 @@ def code(job: Job) -> list[str]:
     """Source files whose change reruns the job: the stage module's closure and its own plugins'."""
     entries = [job.stage.module]
     if "dataset" in job.wildcards and "dataset" in job.stage.plugins:
-        entries.append(dataset_registry.get(job.wildcards["dataset"]).module_name)
+        entries.append(codedeps.dataset_module(job.wildcards["dataset"]))
     if "model" in job.wildcards and "model" in job.stage.plugins:
         entries += model_registry.get(job.wildcards["model"]).modules()
     if job.stage.resolves_settings:  # every schema and default a job's settings come from

@@ -28,6 +28,8 @@ FAMILY_KINDS: dict[str, tuple[str, ...]] = {
 #   inputs_in_split   inputs lie inside the split, the target may lie after it (Keras start/end_index: Jena)
 #   all_in_split      inputs and targets inside the split (Keras on per-split arrays: CTA)
 WindowRule = Literal["targets_in_split", "inputs_in_split", "all_in_split"]
+# RevIN-style instance normalization of a forecast model's input windows (seqbench.models.input_handling)
+InstanceNorm = Literal["none", "revin", "revin_affine"]
 
 
 @dataclass(frozen=True)

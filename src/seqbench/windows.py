@@ -91,15 +91,3 @@ def gather_targets(series, starts, task: ForecastTask, target_index):
 def gather_every_step_targets(series, starts, task: ForecastTask, target_index):
     """series (N, C), starts (B,) -> (B, T, H, F_out)."""
     return _gather(series, _rows(starts, every_step_target_offsets(task)), target_index)
-
-
-def strided_view(series: np.ndarray, task: ForecastTask, starts: range) -> np.ndarray:
-    """(n_windows, T, C) read-only view of the inputs of every window in `starts`: no bytes copied."""
-    row_stride, col_stride = series.strides
-    n = len(starts)
-    return np.lib.stride_tricks.as_strided(
-        series[starts.start:],
-        shape=(n, task.lookback, series.shape[1]),
-        strides=(row_stride * starts.step, row_stride * task.sampling, col_stride),
-        writeable=False,
-    )

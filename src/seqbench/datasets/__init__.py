@@ -1,75 +1,68 @@
-"""Dataset registry: name -> family and the module that knows its source, cleaning and protocol.
+"""Dataset registry: name -> the Dataset object that knows its files, cleaning, split rule, tasks,
+settings, primary metric and baseline (seqbench.datasets.base describes the interface).
 
-Each dataset module exposes (used by the stages):
-  raw_files(name) -> list[RawFile]            canonical files (empty for generated data)
-  standardize(name, raw_dir, settings) -> polars.DataFrame
-  tasks(name, settings) -> list[ForecastTask]  forecast datasets only: the protocol's tasks
-(the split protocols live in seqbench.split, the encodings in seqbench.features / seqbench.text)
+Every module named in MODULES registers the datasets in its REGISTER tuple; the registry's order is
+the order datasets appear in reports. Adding a dataset: docs/adding-a-dataset.md.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from types import ModuleType
 
-from seqbench.tasks import Family
+from seqbench.datasets.base import (
+    CHAR_TASK,
+    TEXT_TASK,
+    CharDataset,
+    Dataset,
+    DatasetSettings,
+    DatasetTraining,
+    ForecastDataset,
+    RawFile,
+    TextDataset,
+)
+from seqbench.errors import DataError
 
+__all__ = ["CHAR_TASK", "DATASETS", "MODULES", "TEXT_TASK", "CharDataset", "Dataset", "DatasetSettings",
+           "DatasetTraining", "ForecastDataset", "RawFile", "TextDataset", "UnknownDataset", "get", "register",
+           "task_names"]
 
-@dataclass(frozen=True)
-class RawFile:
-    """A file as its publisher distributes it; looked up by `name` in mirror folders."""
-
-    name: str
-    url: str
-    sha256: str | None = None  # canonical checksum, when one is known
-    size: int | None = None
-    md5: str | None = None
-    archive: bool = False  # a .zip / .tar.gz to extract after verification
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    family: Family
-    module_name: str
-    primary_metric: str  # what the leaderboard ranks by
-    baseline: str | None = None  # the model skill is measured against (forecasts)
-
-    @property
-    def module(self) -> ModuleType:
-        return importlib.import_module(self.module_name)
+MODULES = ("synthetic", "jena", "ett", "cta", "imdb", "shakespeare")
+DATASETS: dict[str, Dataset] = {}
 
 
-DATASETS: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
-        DatasetInfo("synthetic", "forecast", "seqbench.datasets.synthetic", "mae", "naive"),
-        DatasetInfo("jena", "forecast", "seqbench.datasets.jena", "mae", "naive"),
-        # the long-horizon literature ranks by MSE
-        DatasetInfo("etth1", "forecast", "seqbench.datasets.ett", "mse", "naive"),
-        DatasetInfo("etth2", "forecast", "seqbench.datasets.ett", "mse", "naive"),
-        # Geron's naive forecast is last week's value
-        DatasetInfo("cta", "forecast", "seqbench.datasets.cta", "mae", "seasonal_naive"),
-        DatasetInfo("imdb", "text", "seqbench.datasets.imdb", "accuracy"),
-        DatasetInfo("shakespeare", "chars", "seqbench.datasets.shakespeare", "bits_per_char"),
-    )
-}
+class UnknownDataset(DataError, KeyError):
+    """A name no module registered (a KeyError too: the registry is a mapping)."""
 
-TEXT_TASK = "sentiment"
-CHAR_TASK = "next_char"
+    __str__ = DataError.__str__  # KeyError's would quote the message
 
 
-def get(name: str) -> DatasetInfo:
+def register(dataset: Dataset) -> Dataset:
+    """Add a dataset to the registry (the modules in MODULES do it at import; a test may add its own)."""
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"{dataset!r} is not a seqbench.datasets.Dataset")
+    if dataset.name in DATASETS:
+        raise ValueError(f"dataset {dataset.name!r} is registered twice ({DATASETS[dataset.name]!r}, {dataset!r})")
+    fields = dataset.settings.model_fields
+    missing = [name for name in dataset.required_settings if name not in fields]
+    if missing:
+        raise TypeError(f"{dataset!r}: its settings class {dataset.settings.__name__} lacks {missing}, which the "
+                        f"{dataset.family} stages read")
+    DATASETS[dataset.name] = dataset
+    return dataset
+
+
+def get(name: str) -> Dataset:
     try:
         return DATASETS[name]
     except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
+        raise UnknownDataset(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
 
 
 def task_names(name: str, settings) -> list[str]:
     """Every task the protocol defines for a dataset (a preset may train a subset)."""
-    info = get(name)
-    if info.family == "forecast":
-        return [task.name for task in info.module.tasks(name, settings)]
-    return [TEXT_TASK if info.family == "text" else CHAR_TASK]
+    return get(name).task_names(settings)
+
+
+for _module in MODULES:
+    for _dataset in importlib.import_module(f"{__name__}.{_module}").REGISTER:
+        register(_dataset)

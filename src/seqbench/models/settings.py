@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, confloat, field_validator
 
+from seqbench.tasks import InstanceNorm
+
 Probability = confloat(ge=0.0, lt=1.0)
 
 
@@ -24,9 +26,6 @@ class ModelSettings(BaseModel):
 
 class NoSettings(ModelSettings):
     pass
-
-
-InstanceNorm = Literal["none", "revin", "revin_affine"]
 
 
 class ForecastInput(BaseModel):
