@@ -93,7 +93,8 @@ def _forecast_run(dataset: str, model: str, regime: str, tasks_wanted, rng) -> t
         if dataset == "etth1" and task not in tasks_wanted:
             continue
         if model == "sarima" and task != "next_day":
-            tasks[task] = {"kind": kind, "status": "skipped", "reason": "sarima needs a univariate task (one series in and out)"}
+            tasks[task] = {"kind": kind, "status": "skipped",
+                           "reason": "sarima needs a univariate task (one series in and out)"}
             continue
         s = scale * QUALITY[model] * (TUNED_GAIN if regime == "tuned" else 1.0) * (1 + 0.03 * rng.normal())
         val_scale = s * (LOOKBACK_336[model] if lookback == 336 else 1.0)
@@ -116,7 +117,8 @@ def _text_run(model: str, rng) -> tuple[dict, pd.DataFrame, pl.DataFrame]:
         correct = rng.random(200) < ACCURACY[model] + 0.01 * rng.normal()
         prob = np.where(labels == correct, rng.uniform(0.51, 0.99, 200), rng.uniform(0.01, 0.49, 200))
         pred = (prob > 0.5).astype(int)
-        tp, fp, fn = np.sum((pred == 1) & (labels == 1)), np.sum((pred == 1) & (labels == 0)), np.sum((pred == 0) & (labels == 1))
+        tp, fp = np.sum((pred == 1) & (labels == 1)), np.sum((pred == 1) & (labels == 0))
+        fn = np.sum((pred == 0) & (labels == 1))
         split_metrics[split] = {"accuracy": float(np.mean(pred == labels)), "f1": float(2 * tp / (2 * tp + fp + fn)),
                                 "roc_auc": float(np.mean(pred == labels)), "log_loss": float(-np.mean(
                                     labels * np.log(prob) + (1 - labels) * np.log(1 - prob)))}
@@ -183,7 +185,8 @@ def fail_job(root: Path, dataset: str, model: str, seed: int, regime: str = "pro
                            "task": "h336", "epoch": 3, "batch": 17},
                   tasks={t: e for t, e in finished["tasks"].items() if t in keep_tasks})
     (folder / "metrics.json").write_text(json.dumps(record))
-    pl.DataFrame(schema={"task": pl.String, "split": pl.String, "window": pl.Int64}).write_parquet(folder / "predictions.parquet")
+    empty = pl.DataFrame(schema={"task": pl.String, "split": pl.String, "window": pl.Int64})
+    empty.write_parquet(folder / "predictions.parquet")
     return record
 
 

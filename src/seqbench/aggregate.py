@@ -86,8 +86,8 @@ def run(params: Params, layout: Layout, log_mlflow: bool = True) -> dict[str, pd
         seeds = ",".join(str(s) for s in params.seeds)
         for (dataset, model), metrics in summary_run_metrics(table).items():
             rows = table[(table["dataset"] == dataset) & (table["model"] == model)]
-            tracking.log_summary_run(layout, dataset, model, metrics,
-                                     params={"preset": params.preset, "seeds": seeds, "n_seeds": int(rows["seed"].nunique()),
-                                             "regimes": ",".join(dict.fromkeys(rows["regime"]))},
+            run_params = {"preset": params.preset, "seeds": seeds, "n_seeds": int(rows["seed"].nunique()),
+                          "regimes": ",".join(dict.fromkeys(rows["regime"]))}
+            tracking.log_summary_run(layout, dataset, model, metrics, params=run_params,
                                      tags={"dataset": dataset, "model": model, "preset": params.preset})
     return {"results": table, "costs": costs, "summary": summary, "did_not_finish": dnf}

@@ -151,7 +151,8 @@ def show_overview(rep: Report) -> None:
     for result in ranking.all_groups(rep.summary):
         text = html.escape(" ".join(L.across_markdown(result)[2:]).replace("**", ""))
         if result.reason:
-            display(HTML(f"<p class='cd-none'>Average ranks across {result.name} tasks: {html.escape(result.reason)}.</p>"))
+            display(HTML(f"<p class='cd-none'>Average ranks across {result.name} tasks: "
+                         f"{html.escape(result.reason)}.</p>"))
             continue
         show_figure(plots.cd_diagram(result.entries, result.avg_ranks, result.cliques, result.cd,
                                      f"{result.name}: average rank over {len(result.blocks)} tasks "
@@ -211,13 +212,14 @@ def references_html(refs: pd.DataFrame) -> str:
     parts = ["<h4>Published references</h4>"]
     if not compared.empty:
         shown = ["published model", "source", "look-back", "split / metric", "published", "model", "ours", "verdict"]
-        parts.append(table(shown, ["<tr>" + "".join(cell(r[c]) for c in shown) + "</tr>" for _, r in compared.iterrows()],
-                           cls="references"))
+        rows = ["<tr>" + "".join(cell(r[c]) for c in shown) + "</tr>" for _, r in compared.iterrows()]
+        parts.append(table(shown, rows, cls="references"))
         parts += [f"<p class='{column}'>{html.escape(label)}: {html.escape(text)}</p>"
                   for column, label, text in references.reference_notes(compared)]
     if not other.empty:
         items = "".join(f"<li>{html.escape(line)}</li>" for line in references.listed_apart(other))
-        parts.append(f"<p>Listed apart (a different protocol, or no comparable run):</p><ul class='references-apart'>{items}</ul>")
+        parts.append("<p>Listed apart (a different protocol, or no comparable run):</p>"
+                     f"<ul class='references-apart'>{items}</ul>")
     return "".join(parts)
 
 
@@ -248,6 +250,7 @@ def show_dataset(rep: Report, dataset: str) -> None:
             display(HTML(references_html(refs)))
         charts.task_figures(rep, dataset, boards[0].task, show_figure)
     if not status.empty:
-        items = "".join(f"<li>{html.escape(r.status.replace('_', ' '))}: {html.escape(r.model + ' on ' if r.model else '')}"
-                        f"{html.escape(r.task)} ({html.escape(r.reason)})</li>" for r in status.itertuples())
+        items = "".join(f"<li>{html.escape(r.status.replace('_', ' '))}: "
+                        f"{html.escape(r.model + ' on ' if r.model else '')}{html.escape(r.task)} "
+                        f"({html.escape(r.reason)})</li>" for r in status.itertuples())
         display(HTML(f"<p>Not in the tables above:</p><ul class='status'>{items}</ul>"))

@@ -133,7 +133,8 @@ def board(summary: pd.DataFrame, dataset: str, task: str, selection: str = "") -
     reasons = list(dict.fromkeys(r["no_test"] for cells in by_model.values() for r in cells.values() if r["no_test"]))
     look = ""
     if not rows.empty and not pd.isna(rows["lookback"].iloc[0]):
-        look = " · look-back searched on validation" if selection == S.SEARCHED else f" · look-back {rows['lookback'].iloc[0]}"
+        look = (" · look-back searched on validation" if selection == S.SEARCHED
+                else f" · look-back {rows['lookback'].iloc[0]}")
     return Board(dataset, task, selection, f"{task} · {headline_label(dataset)}{look}", regimes,
                  list(by_model.items()), reasons)
 
@@ -273,8 +274,9 @@ def did_not_finish_markdown(dnf: pd.DataFrame) -> list[str]:
     for r in dnf.itertuples():
         where = ", ".join(f"{k} {v}" for k, v in (("task", r.task), ("epoch", r.epoch), ("batch", r.batch))
                           if not pd.isna(v) and v != "")
-        rows.append([r.dataset, r.model, r.regime, str(r.seed), r.status, r.reason + (f" [{r.error}]" if r.error else ""),
-                     where or "–", r.finished_tasks or "–", f"`{r.command}`"])
+        reason = r.reason + (f" [{r.error}]" if r.error else "")
+        rows.append([r.dataset, r.model, r.regime, str(r.seed), r.status, reason, where or "–", r.finished_tasks or "–",
+                     f"`{r.command}`"])
     return lines + _md_table(["dataset", "model", "regime", "seed", "status", "reason", "stopped at",
                               "tasks finished", "command"], rows)
 

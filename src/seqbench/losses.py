@@ -47,8 +47,9 @@ def _frame(job: Job, family: str) -> pd.DataFrame:
         prob = frame["prob"].to_numpy(dtype=float)
         label = frame["label"].to_numpy(dtype=float)
         clipped = np.clip(prob, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
+        log_loss = -(label * np.log(clipped) + (1 - label) * np.log(1 - clipped))
         long = {"zero_one": pd.Series(((prob > 0.5) != (label > 0.5)).astype(float), index=frame.index),
-                "log_loss": pd.Series(-(label * np.log(clipped) + (1 - label) * np.log(1 - clipped)), index=frame.index)}
+                "log_loss": pd.Series(log_loss, index=frame.index)}
         key = pos = frame["index"]
     else:
         frame = pd.read_parquet(path, columns=["task", "split", "window", "nll", "accuracy"])

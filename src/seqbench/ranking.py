@@ -44,7 +44,8 @@ def across_tasks(summary: pd.DataFrame, name: str, families: tuple[str, ...]) ->
     blocks = list(dict.fromkeys(zip(rows["dataset"], rows["task"])))
     out.blocks = [f"{d} · {t}" for d, t in blocks]
     if len(blocks) < 2:
-        out.reason = f"{len(blocks)} task{'s' if len(blocks) != 1 else ''} with results: ranks across tasks need two or more"
+        out.reason = (f"{len(blocks)} task{'s' if len(blocks) != 1 else ''} with results: ranks across tasks "
+                      "need two or more")
         return out
     cells = {(d, t, entry_label(m, r)): v for d, t, m, r, v in
              zip(rows["dataset"], rows["task"], rows["model"], rows["regime"], rows["mean"])}

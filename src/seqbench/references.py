@@ -47,7 +47,8 @@ def load_references(path: Path, meta: Mapping[str, Mapping[str, TaskMeta]] | Non
         if unknown:
             raise DataError(f"{where} has unknown fields {unknown}; known: {', '.join(REQUIRED + OPTIONAL)}")
         if entry["normalization"] not in NORMALIZATIONS:
-            raise DataError(f"{where}: normalization {entry['normalization']!r}; use one of {', '.join(NORMALIZATIONS)}")
+            raise DataError(f"{where}: normalization {entry['normalization']!r}; use one of "
+                            f"{', '.join(NORMALIZATIONS)}")
         task = (meta or {}).get(entry["dataset"], {}).get(entry["task"])
         if task is not None and (task.lookback, task.horizon) != (entry["lookback"], entry["horizon"]):
             raise DataError(f"{where}: look-back {entry['lookback']} and horizon {entry['horizon']}, but task "
@@ -117,11 +118,13 @@ def reference_rows(references: list[dict], summary: pd.DataFrame, handling: Mapp
         match = next(((r, d) for r, d in candidates if not d), None)
         if match is not None:
             r = match[0]
-            value = step_value(dataset, r.model, r.regime, r.task, r.split, ref["step"]) if "step" in ref and step_value \
-                else (float(r.mean) if "step" not in ref else math.nan)
+            if "step" not in ref:
+                value = float(r.mean)
+            else:
+                value = step_value(dataset, r.model, r.regime, r.task, r.split, ref["step"]) if step_value else math.nan
             label = r.model if r.regime == "protocol" else f"{r.model} ({r.regime})"
-            row.update({"model": label, "ours": fmt(value), "verdict": verdict(value, float(ref["value"]), ref["metric"]),
-                        "compared": not math.isnan(value)})
+            row.update({"model": label, "ours": fmt(value), "compared": not math.isnan(value),
+                        "verdict": verdict(value, float(ref["value"]), ref["metric"])})
         elif candidates:
             row["differences"] = "; ".join(candidates[0][1])
         else:
@@ -149,5 +152,6 @@ def listed_apart(other: pd.DataFrame) -> list[str]:
     groups: dict[tuple[str, str], list[str]] = {}
     for _, r in other.iterrows():
         why = r["differences"] or "no comparable run here"
-        groups.setdefault((why, r["source"]), []).append(f"{r['published model']} {r['split / metric']} {r['published']}")
+        item = f"{r['published model']} {r['split / metric']} {r['published']}"
+        groups.setdefault((why, r["source"]), []).append(item)
     return [f"{'; '.join(items)} ({source}). Apart because: {why}" for (why, source), items in groups.items()]

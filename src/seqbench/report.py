@@ -56,7 +56,8 @@ def run(params: Params, layout: Layout) -> None:
 
     template = layout.reports / TEMPLATE
     if not template.is_file():
-        raise DataError(f"{template}: report template missing; restore it from the repository (git checkout reports/{TEMPLATE})")
+        raise DataError(f"{template}: report template missing; restore it from the repository "
+                        f"(git checkout reports/{TEMPLATE})")
     for name in ("summary", "results", "costs"):
         if not (layout.reports / f"{name}.csv").is_file():
             raise DataError(f"{layout.reports / (name + '.csv')}: missing; run `python -m seqbench aggregate` first")

@@ -9,9 +9,9 @@ with the command that makes each. Only `ok` jobs give numbers; a failed job is n
 
 from __future__ import annotations
 
+import math
 import os
 import re
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +54,14 @@ def baseline_model(dataset: str) -> str | None:
 def headline_split(dataset: str) -> str:
     """The split a dataset's headline numbers are on: the books' validation numbers for some (CTA, Shakespeare)."""
     return getattr(dataset_registry.get(dataset), "headline_split", "test")
+
+
+def is_baseline(model: str) -> bool:
+    """A parameter-free reference forecast (seqbench.models.baselines: naive, seasonal_naive)."""
+    from seqbench.models import REGISTRY
+
+    entry = REGISTRY.get(model)
+    return entry is not None and any(b.startswith("seqbench.models.baselines:") for b in entry.builders.values())
 
 
 def split_name(split: str) -> str:
@@ -109,7 +117,8 @@ def load_jobs(params: Params, layout: Layout) -> list[Job]:
         try:
             metrics = read_json(path)
         except ValueError as error:
-            jobs.append(Job(dataset, model, seed, regime, folder, {"reason": f"not valid JSON ({error})"}, "unreadable"))
+            unreadable = {"reason": f"not valid JSON ({error})"}
+            jobs.append(Job(dataset, model, seed, regime, folder, unreadable, "unreadable"))
             continue
         if metrics.get("status") not in STATUSES:
             raise DataError(f"{path}: field 'status' is {metrics.get('status')!r}, expected one of "
@@ -133,7 +142,8 @@ def results_table(jobs: list[Job], preset: str) -> pd.DataFrame:
             for split in ("val", "test"):
                 for metric, value in (entry.get(split) or {}).items():
                     value = math.nan if value is None else float(value)  # JSON null: a metric that was undefined
-                    rows.append((job.dataset, task, job.model, job.regime, job.seed, preset, split, metric.lower(), value))
+                    rows.append((job.dataset, task, job.model, job.regime, job.seed, preset, split, metric.lower(),
+                                 value))
     table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     duplicated = table.duplicated(["dataset", "task", "model", "regime", "seed", "split", "metric"])
     if duplicated.any():
@@ -224,7 +234,8 @@ def input_handling(params: Params, jobs: list[Job]) -> dict[tuple[str, str, str]
     return out
 
 
-def per_horizon(jobs: list[Job], dataset: str, task: str, split: str, regime: str = "protocol") -> dict[str, list[float]]:
+def per_horizon(jobs: list[Job], dataset: str, task: str, split: str,
+                regime: str = "protocol") -> dict[str, list[float]]:
     """model -> seed mean of metrics.json `<split>_per_horizon_mae` (one value per step ahead)."""
     curves: dict[str, list[list[float]]] = {}
     for job in jobs:

@@ -174,7 +174,8 @@ def with_status(summary: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
     return table.astype({"n": "Int64", "rank": "Int64", "lookback": "Int64", "horizon": "Int64"})
 
 
-def sort_summary(summary: pd.DataFrame, dataset_rank: Mapping[str, int], task_rank: Mapping[tuple, int]) -> pd.DataFrame:
+def sort_summary(summary: pd.DataFrame, dataset_rank: Mapping[str, int],
+                 task_rank: Mapping[tuple, int]) -> pd.DataFrame:
     """Datasets and tasks in report order, the fixed look-back before the searched one, then split, metric,
     rank; status rows last."""
     key = pd.DataFrame({"d": summary["dataset"].map(dataset_rank), "s": summary["status"] != "ok",
