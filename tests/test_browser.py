@@ -3,7 +3,6 @@ holding job and summary runs made by seqbench.tracking, and the HTML report open
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqbench import aggregate, report, tracking
+from seqbench import aggregate, report, results, tracking
 from seqbench.paths import Layout
 from test_aggregate import SEEDS, make_project
 from test_report import copy_report_files
@@ -130,8 +129,8 @@ def _metrics(run: dict) -> dict:
 
 def test_mlflow_server_lists_job_and_summary_runs(store, server):
     root, params = store
-    summary = aggregate.read_table(Layout(root), "summary").query("status == 'ok'")
-    for dataset in aggregate.dataset_order(params):
+    summary = results.read_table(Layout(root), "summary").query("status == 'ok' and selection == ''")
+    for dataset in results.dataset_order(params):
         experiment = _api(server, f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={dataset}")["experiment"]
         runs = {r["info"]["run_name"]: r for r in _runs(server, experiment["experiment_id"])}
         models = sorted({job.model for job in params.train_jobs() if job.dataset == dataset})
@@ -179,7 +178,7 @@ def test_mlflow_ui_lists_the_runs_in_chromium(store, server):
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     root = tmp_path_factory.mktemp("html")
-    params = make_project(root)
+    params = make_project(root, regimes=("protocol", "tuned"), etth1_tasks=("h96", "h336", "l336_h96"))
     aggregate.run(params, Layout(root), log_mlflow=False)
     copy_report_files(root)
     report.run(params, Layout(root))
@@ -187,8 +186,6 @@ def rendered(tmp_path_factory):
 
 
 def test_html_report_opens_without_console_errors(rendered):
-    from PIL import Image
-
     problems = []
     with sync_playwright() as playwright:
         browser = _browser(playwright)
@@ -198,13 +195,83 @@ def test_html_report_opens_without_console_errors(rendered):
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
             page.goto(rendered.as_uri(), wait_until="load")
-            assert page.locator("#dataset-cta").is_visible()
+            assert page.locator("#overview").is_visible()
             images = page.eval_on_selector_all("img.figure", "els => els.map(e => e.complete && e.naturalWidth)")
-            page.locator("#dataset-cta").scroll_into_view_if_needed()
-            shot = page.screenshot(full_page=False)
         finally:
             browser.close()
     assert not problems, problems
     assert len(images) >= 20 and all(width and width > 100 for width in images)  # every PNG decoded
-    pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=float)
-    assert pixels.std() > 10  # a blank page has no variance
+
+
+# Per section: its page rectangle and, for every figure in it, the image's rectangle and layout data.
+SECTIONS_JS = """() => {
+  const heads = [...document.querySelectorAll('h2[id]')];
+  return heads.map((h, i) => {
+    const top = h.getBoundingClientRect().top + window.scrollY;
+    const next = heads[i + 1];
+    const bottom = next ? next.getBoundingClientRect().top + window.scrollY : document.body.scrollHeight;
+    const figures = [...document.querySelectorAll('img.figure')].filter(img => {
+      const y = img.getBoundingClientRect().top + window.scrollY;
+      return y >= top && y < bottom;
+    }).map(img => {
+      const r = img.getBoundingClientRect();
+      return {x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height,
+              alt: img.alt, axes: img.dataset.axes, legends: img.dataset.legends, colors: img.dataset.colors};
+    });
+    return {id: h.id, top, bottom, figures};
+  });
+}"""
+
+
+def _boxes(text: str) -> list[tuple[float, ...]]:
+    return [tuple(float(v) for v in box.split(",")) for box in text.split(";") if box]
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _has_colour(pixels: np.ndarray, hex_colour: str, tolerance: int = 30) -> int:
+    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(pixels[..., :3].astype(int) - rgb).max(axis=-1) <= tolerance).sum())
+
+
+def test_each_section_legends_outside_the_axes_and_one_colour_per_model(rendered, tmp_path):
+    """A Chromium screenshot of every section; in it, each figure's legend lies outside every axes of the
+    figure, each legend entry has its own colour, and that colour is drawn in the legend as shown."""
+    from PIL import Image
+
+    shots = Path(os.environ.get("SEQBENCH_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    checked = 0
+    with sync_playwright() as playwright:
+        browser = _browser(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.goto(rendered.as_uri(), wait_until="load")
+            sections = page.evaluate(SECTIONS_JS)
+            assert [s["id"] for s in sections][:2] == ["overview", "did-not-finish"]
+            for section in sections:
+                clip = {"x": 0, "y": section["top"], "width": 1400, "height": max(1, section["bottom"] - section["top"])}
+                path = shots / f"section-{section['id']}.png"
+                page.screenshot(path=str(path), clip=clip, full_page=True)
+                pixels = np.asarray(Image.open(path).convert("RGB"))
+                for fig in section["figures"]:
+                    axes, legends = _boxes(fig["axes"]), _boxes(fig["legends"])
+                    colours = json.loads(fig["colors"])
+                    for legend in legends:
+                        assert not any(_overlap(legend, ax) for ax in axes), f"legend over a plot: {fig['alt']}"
+                        assert legend[2] <= fig["width"] + 1 and legend[3] <= fig["height"] + 1, fig["alt"]
+                    models = {k: v for k, v in colours.items() if k not in ("truth", "Pareto front")}
+                    assert len(set(models.values())) == len(models), f"two models share a colour: {fig['alt']}"
+                    for legend in legends:
+                        x0, y0 = int(fig["x"] + legend[0]), int(fig["y"] - section["top"] + legend[1])
+                        region = pixels[y0:int(y0 + legend[3] - legend[1]), x0:int(x0 + legend[2] - legend[0])]
+                        missing = [m for m, c in models.items() if _has_colour(region, c) < 3]
+                        assert not missing, f"legend colours not drawn for {missing}: {fig['alt']}"
+                    checked += 1
+            page.locator("table.overview").first.screenshot(path=str(shots / "overview-grid.png"))
+            page.locator("img[alt^='critical-difference diagram']").first.screenshot(path=str(shots / "cd-diagram.png"))
+        finally:
+            browser.close()
+    assert checked >= 20

@@ -1,32 +1,31 @@
 """What reports/comparison.ipynb shows: the report's data (loaded once) and one function per section.
 
-The notebook only calls these; every table and figure is computed here from reports/*.csv (the
-aggregate stage), the run folders (history.csv, predictions.parquet, metrics.json) and
-reports/references.yaml. Figures are shown as inline base64 PNG images with alternative text.
+The notebook only calls these. The page opens with the overview (a grid of every headline table,
+architectures across, and the critical-difference diagrams), then the jobs that did not finish, then
+one section per dataset: its boards (leaderboard.py's table model), the published references of the
+same protocol, and the figures (charts.py). Figures are inline base64 PNG images with alternative
+text and, as data attributes, the pixel boxes of their axes and legends and each legend entry's colour.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
+import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
-import numpy as np
 import pandas as pd
 from IPython.display import HTML, display
 
-from seqbench import aggregate, report, stats
+from seqbench import charts, leaderboard as L, plots, ranking, references, results
+from seqbench import formatting as F
+from seqbench import summary as S
 from seqbench.errors import DataError
 from seqbench.params import Params, load_params
 from seqbench.paths import Layout
-
-FIG_DPI = 80
 
 
 @dataclass
@@ -35,8 +34,10 @@ class Report:
     params: Params
     summary: pd.DataFrame
     costs: pd.DataFrame
-    jobs: list[aggregate.Job]
+    dnf: pd.DataFrame
+    jobs: list[results.Job]
     references: list[dict]
+    handling: dict
     datasets: list[str]
 
     def ok_rows(self, dataset: str) -> pd.DataFrame:
@@ -46,10 +47,6 @@ class Report:
     def status_rows(self, dataset: str) -> pd.DataFrame:
         s = self.summary
         return s[(s["status"] != "ok") & (s["dataset"] == dataset)]
-
-    def first_seed(self, dataset: str, model: str) -> aggregate.Job | None:
-        runs = [j for j in self.jobs if j.dataset == dataset and j.model == model and j.metrics["status"] == "ok"]
-        return min(runs, key=lambda j: j.seed) if runs else None
 
 
 def check_kernel(python_prefix: str | None) -> None:
@@ -68,50 +65,164 @@ def load_report(project_root: str, preset: str, python_prefix: str | None = None
     if params.preset != preset:
         raise DataError(f"{layout.params}: preset is {params.preset!r} but the report was asked for {preset!r}; "
                         "rerun `python -m seqbench aggregate` and `report`")
-    return Report(layout, params, aggregate.read_table(layout, "summary"), aggregate.read_table(layout, "costs"),
-                  aggregate.load_jobs(params, layout), report.load_references(layout.reports / "references.yaml"),
-                  aggregate.dataset_order(params))
+    meta = {d: results.task_meta(params, d) for d in results.dataset_order(params)}
+    jobs = results.load_jobs(params, layout)
+    dnf_path = layout.reports / "did_not_finish.csv"
+    dnf = results.read_table(layout, "did_not_finish") if dnf_path.is_file() else results.did_not_finish(jobs)
+    return Report(layout, params, results.read_table(layout, "summary"), results.read_table(layout, "costs"), dnf,
+                  jobs, references.load_references(layout.reports / "references.yaml", meta),
+                  results.input_handling(params, jobs), results.dataset_order(params))
 
 
 # --- html helpers ----------------------------------------------------------------------------------
-def _cell(text, tag: str = "td", **attrs) -> str:
+def cell(text, tag: str = "td", raw: bool = False, **attrs) -> str:
     extra = "".join(f' data-{k.replace("_", "-")}="{html.escape(str(v))}"' for k, v in attrs.items())
-    return f"<{tag}{extra}>{html.escape(str(text))}</{tag}>"
+    body = text if raw else html.escape(str(text))
+    return f"<{tag}{extra}>{body}</{tag}>"
 
 
-def _table(headers: list[str], rows: list[str], **attrs) -> str:
-    extra = "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in attrs.items() if k != "cls")
-    head = "".join(_cell(h, "th") for h in headers)
-    return f'<table class="{attrs.get("cls", "")}"{extra}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+def table(headers: list[str], rows: list[str], cls: str = "", **attrs) -> str:
+    extra = "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in attrs.items())
+    head = "".join(cell(h, "th") for h in headers)
+    return f'<table class="{cls}"{extra}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def _show(fig, alt: str) -> None:
-    """The figure as an inline PNG <img> with alternative text (the report must stand alone, offline)."""
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=FIG_DPI)
-    plt.close(fig)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    display(HTML(f'<img class="figure" alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'))
+def show_figure(fig, alt: str) -> None:
+    """The figure as an inline PNG with alternative text and its layout as data attributes (tests read them)."""
+    r = plots.render(fig)
+    boxes = lambda bs: ";".join(",".join(str(v) for v in b) for b in bs)
+    data = base64.b64encode(r.png).decode("ascii")
+    display(HTML(f'<img class="figure" alt="{html.escape(alt)}" width="{r.size[0]}" height="{r.size[1]}" '
+                 f'data-axes="{boxes(r.axes)}" data-legends="{boxes(r.legends)}" '
+                 f"data-colors='{html.escape(json.dumps(r.colors))}' src=\"data:image/png;base64,{data}\"/>"))
 
 
-# --- header ----------------------------------------------------------------------------------------
+# --- header, overview, did not finish ---------------------------------------------------------------
+STYLE = """<style>
+table.overview { font-size: 12px; white-space: nowrap; }
+table.overview small.cost { color: #666; }
+table.leaderboard, table.references, table.pareto, table.did-not-finish { font-size: 13px; }
+table.leaderboard td { white-space: nowrap; }
+img.figure { max-width: none; }
+</style>"""
+
+
 def show_header(rep: Report) -> None:
-    meta = aggregate.run_meta(rep.jobs)
-    line = html.escape(report.header_line(rep.params, meta)).replace("**", "")
-    parts = [f"<h1>seqbench comparison</h1><p class='run-header'>{line}</p>",
-             f"<p>{html.escape(report.marks_note(len(rep.params.seeds)).replace('`', ''))}</p>",
-             "<ul class='contents'>"]
-    notes = report.preset_notes(rep.params)
-    for dataset in rep.datasets:
-        unavailable = rep.status_rows(dataset).query("status == 'unavailable'")
-        state = (f" — <b>unavailable</b>: {html.escape(unavailable.iloc[0]['reason'])}" if not unavailable.empty
-                 else f" — preset {html.escape(rep.params.preset)}: {html.escape('; '.join(notes[dataset]))}")
-        parts.append(f"<li><a href='#dataset-{dataset}'>{dataset}</a>{state}</li>")
-    display(HTML("".join(parts) + "</ul>"))
+    line = html.escape(L.header_line(rep.params, results.run_meta(rep.jobs))).replace("**", "")
+    parts = [STYLE, f"<h1>seqbench comparison</h1><p class='run-header'>{line}</p>",
+             "<p>Contents: <a href='#overview'>overview</a> · <a href='#did-not-finish'>did not finish</a>"]
+    parts += [f" · <a href='#dataset-{d}'>{d}</a>" for d in rep.datasets]
+    display(HTML("".join(parts) + "</p>"))
+
+
+def grid_html(rep: Report, name: str, families: tuple[str, ...]) -> str:
+    models, lines = L.overview_rows(rep.summary, rep.params, families)
+    if not lines:
+        return ""
+    costs = rep.costs.groupby(["dataset", "task", "model", "regime"])["train_seconds"].mean()
+    rows = []
+    for dataset, task, regime, cells in lines:
+        label = f"{dataset} · {task}" + ("" if regime == "protocol" else f" ({regime})")
+        out = [cell(label, "th"), cell(L.headline_label(dataset))]
+        for model in models:
+            r = cells.get(model)
+            if r is None:
+                out.append(cell("", model=model))
+                continue
+            value = html.escape(F.mean_only(r["mean"], r["std"]))
+            value = f"<b>{value}</b>" if r["verdict"] == "best" else value + (" ≈" if r["verdict"] == "tied" else "")
+            seconds = costs.get((dataset, task, model, regime))
+            out.append(cell(f"{value}<br><small class='cost'>{html.escape(F.seconds(seconds))}</small>", raw=True,
+                            model=model, verdict=r["verdict"], value=repr(float(r["mean"]))))
+        rows.append("<tr>" + "".join(out) + "</tr>")
+    return (f"<h3>{html.escape(name.capitalize())}</h3>"
+            + table(["task", "headline", *models], rows, cls="overview", group=name))
+
+
+def show_overview(rep: Report) -> None:
+    display(HTML("<h2 id='overview'>Overview</h2><p>Every headline table (the split is named in each): "
+                 "architectures across, ordered by their average rank; <b>bold</b> the best, ≈ tied for first "
+                 "(not significantly worse than the best after Holm), under each value the mean training time. "
+                 "The figures below show the protocol regime.</p>"))
+    for name, families in ranking.GROUPS.items():
+        grid = grid_html(rep, name, families)
+        if grid:
+            display(HTML(grid))
+    for result in ranking.all_groups(rep.summary):
+        text = html.escape(" ".join(L.across_markdown(result)[2:]).replace("**", ""))
+        if result.reason:
+            display(HTML(f"<p class='cd-none'>Average ranks across {result.name} tasks: "
+                         f"{html.escape(result.reason)}.</p>"))
+            continue
+        show_figure(plots.cd_diagram(result.entries, result.avg_ranks, result.cliques, result.cd,
+                                     f"{result.name}: average rank over {len(result.blocks)} tasks "
+                                     f"(Friedman p = {F.pvalue(result.p_value)})"),
+                    f"critical-difference diagram of the {result.name} tasks: {text[:400]}")
+        if result.excluded:
+            left = "; ".join(f"{m} ({why})" for m, why in result.excluded.items())
+            display(HTML(f"<p class='cd-excluded'>Left out of the ranks: {html.escape(left)}</p>"))
+    display(HTML(f"<p class='statistics'>{html.escape(L.statistics_note(len(rep.params.seeds)))}</p>"))
+
+
+def show_did_not_finish(rep: Report) -> None:
+    display(HTML("<h2 id='did-not-finish'>Did not finish</h2>"))
+    if rep.dnf.empty:
+        display(HTML("<p>Every job finished.</p>"))
+        return
+    lines = L.did_not_finish_markdown(rep.dnf)
+    headers = [h.strip() for h in lines[2].strip("|").split("|")]
+    rows = ["<tr>" + "".join(cell(v.strip().strip("`")) for v in row.strip("|").split(" | ")) + "</tr>"
+            for row in lines[4:] if row.startswith("|")]
+    display(HTML(table(headers, rows, cls="did-not-finish")))
 
 
 # --- per dataset -----------------------------------------------------------------------------------
+def board_html(b: L.Board, handling: dict) -> str:
+    headers = ["model"] + [f"{r}: {h}" for r in b.regimes for h in ("mean ± std", "95% CI", "vs best")]
+    headers += ["skill", "n", "input"] + (["look-back"] if b.selection == S.SEARCHED else [])
+    rows = []
+    for model, cells in b.rows:
+        out = [cell(model, model=model)]
+        for regime in b.regimes:
+            r = cells.get(regime)
+            if r is None:
+                out += [cell("–"), cell(""), cell("not run")]
+                continue
+            text = html.escape(F.mean_std(r["mean"], r["std"]))
+            out += [cell(f"<b>{text}</b>" if r["verdict"] in ("best", "tied") else text, raw=True, field="mean",
+                         regime=regime, value=repr(float(r["mean"])), std=repr(float(r["std"]))),
+                    cell(F.interval(r["ci95_low"], r["ci95_high"], r["mean"], r["std"]), field="ci",
+                         low=repr(float(r["ci95_low"])), high=repr(float(r["ci95_high"]))),
+                    cell(L.mark(r), field="mark", verdict=r["verdict"])]
+        first = next(iter(cells.values()))
+        out += [cell(F.fmt(first["skill"]), field="skill"),
+                cell("/".join(str(cells[g]["n"]) for g in b.regimes if g in cells), field="n"),
+                cell(L.input_text(handling, b.dataset, model, [g for g in b.regimes if g in cells]), field="input")]
+        if b.selection == S.SEARCHED:
+            out.append(cell("/".join(str(cells[g]["lookback"]) for g in b.regimes if g in cells), field="lookback"))
+        rows.append("<tr>" + "".join(out) + "</tr>")
+    notes = "".join(f"<li>no test: {html.escape(reason)}</li>" for reason in b.reasons)
+    return (f"<h4>{html.escape(b.title)}</h4>"
+            + table(headers, rows, cls="leaderboard", dataset=b.dataset, task=b.task, selection=b.selection)
+            + (f"<ul class='no-test'>{notes}</ul>" if notes else ""))
+
+
+def references_html(refs: pd.DataFrame) -> str:
+    compared, other = refs[refs["compared"]], refs[~refs["compared"]]
+    parts = ["<h4>Published references</h4>"]
+    if not compared.empty:
+        shown = ["published model", "source", "look-back", "split / metric", "published", "model", "ours", "verdict"]
+        rows = ["<tr>" + "".join(cell(r[c]) for c in shown) + "</tr>" for _, r in compared.iterrows()]
+        parts.append(table(shown, rows, cls="references"))
+        parts += [f"<p class='{column}'>{html.escape(label)}: {html.escape(text)}</p>"
+                  for column, label, text in references.reference_notes(compared)]
+    if not other.empty:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in references.listed_apart(other))
+        parts.append("<p>Listed apart (a different protocol, or no comparable run):</p>"
+                     f"<ul class='references-apart'>{items}</ul>")
+    return "".join(parts)
+
+
 def show_datasets(rep: Report) -> None:
     for dataset in rep.datasets:
         show_dataset(rep, dataset)
@@ -124,196 +235,22 @@ def show_dataset(rep: Report, dataset: str) -> None:
     if not unavailable.empty:
         display(HTML(f"<p class='unavailable'><b>Unavailable</b>: {html.escape(unavailable.iloc[0]['reason'])}</p>"))
         return
-    ok = rep.ok_rows(dataset)
-    for task in aggregate.task_order(rep.params, dataset, ok["task"]):
-        display(HTML(f"<h3 id='dataset-{dataset}-{task}'>{dataset} · {task}</h3>"))
-        display(HTML(leaderboard_html(rep, dataset, task)))
-        refs = report.reference_rows(rep.references, rep.summary, rep.jobs, dataset, task)
+    notes = L.preset_notes(rep.params)[dataset]
+    display(HTML(f"<p class='preset'>Headline: {html.escape(L.headline_label(dataset))}. Preset "
+                 f"{html.escape(rep.params.preset)}: {html.escape('; '.join(notes))}.</p>"))
+    meta = results.task_meta(rep.params, dataset)
+    for group, boards in L.boards_for(rep.summary, rep.params, dataset):
+        display(HTML(f"<h3 id='dataset-{dataset}-{group}'>{dataset} · {group}</h3>"))
+        for b in boards:
+            display(HTML(board_html(b, rep.handling)))
+        tasks = [t for t, m in meta.items() if m.group == group]
+        refs = references.reference_rows(rep.references, rep.summary, rep.handling, dataset, tasks,
+                                          results.per_horizon_value(rep.jobs))
         if not refs.empty:
-            display(HTML(references_html(refs, dataset, task)))
-        learning_curves(rep, dataset, task)
-        family = ok["family"].iloc[0]
-        if family == "forecast":
-            forecast_plot(rep, dataset, task)
-            per_horizon_plot(rep, dataset, task)
-        cost_plot(rep, dataset, task)
-        if family == "text":
-            confusion_plot(rep, dataset, task)
-        if family == "chars":
-            show_sample(rep, dataset, task)
+            display(HTML(references_html(refs)))
+        charts.task_figures(rep, dataset, boards[0].task, show_figure)
     if not status.empty:
-        items = "".join(f"<li>{html.escape(r.status.replace('_', ' '))}: {html.escape(r.model + ' on ' if r.model else '')}"
-                        f"{html.escape(r.task)} ({html.escape(r.reason)})</li>" for r in status.itertuples())
+        items = "".join(f"<li>{html.escape(r.status.replace('_', ' '))}: "
+                        f"{html.escape(r.model + ' on ' if r.model else '')}{html.escape(r.task)} "
+                        f"({html.escape(r.reason)})</li>" for r in status.itertuples())
         display(HTML(f"<p>Not in the tables above:</p><ul class='status'>{items}</ul>"))
-
-
-def leaderboard_html(rep: Report, dataset: str, task: str) -> str:
-    metric = aggregate.primary_metric(dataset)
-    rows = []
-    for _, r in report.leaderboard_rows(rep.summary, dataset, task).iterrows():
-        rows.append("<tr>" + "".join([
-            _cell(r["rank"], field="rank", value=r["rank"]), _cell(r["model"], field="model", value=r["model"]),
-            _cell(f"{report.fmt(r['mean'])} ± {report.fmt(r['std'])}", field="mean", value=repr(float(r["mean"])),
-                  std=repr(float(r["std"]))),
-            _cell(f"[{report.fmt(r['ci95_low'])}, {report.fmt(r['ci95_high'])}]", field="ci",
-                  low=repr(float(r["ci95_low"])), high=repr(float(r["ci95_high"]))),
-            _cell(report.fmt(r["skill"]), field="skill", value=repr(float(r["skill"]))),
-            _cell(report.mark(r), field="mark"), _cell(r["n"], field="n", value=r["n"])]) + "</tr>")
-    return _table(["rank", "model", f"test {metric} (mean ± std)", "95% CI", "skill", "vs best", "n"], rows,
-                  cls="leaderboard", dataset=dataset, task=task, metric=metric)
-
-
-def references_html(refs: pd.DataFrame, dataset: str, task: str) -> str:
-    """Rows whose model ran here in a table; the others (no comparable run) in one line below it."""
-    ran, other = report.ran_and_not(refs)
-    parts = ["<h4>Published references</h4>"]
-    if not ran.empty:
-        shown = ran.drop(columns=list(report.REFERENCE_NOTES))
-        parts.append(_table(list(shown.columns), ["<tr>" + "".join(_cell(v) for v in r) + "</tr>"
-                                                  for r in shown.itertuples(index=False)],
-                            cls="references", dataset=dataset, task=task))
-        parts += [f"<p class='{column}'>{html.escape(label)}: {html.escape(text)}</p>"
-                  for column, label, text in report.reference_notes(ran)]
-    if not other.empty:
-        parts.append(f"<p class='references-not-run'>{html.escape(report.also_published(other))}</p>")
-    return "".join(parts)
-
-
-# --- figures ---------------------------------------------------------------------------------------
-def learning_curves(rep: Report, dataset: str, task: str) -> None:
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=FIG_DPI)
-    drawn = 0
-    for model in dict.fromkeys(rep.ok_rows(dataset).query("task == @task")["model"]):
-        frames = []
-        for job in (j for j in rep.jobs if j.dataset == dataset and j.model == model and j.metrics["status"] == "ok"):
-            path = job.path / "history.csv"
-            if path.is_file() and path.stat().st_size:
-                history = pd.read_csv(path)
-                frames.append(history[history["task"] == task])
-        history = pd.concat(frames) if frames else pd.DataFrame()
-        if history.empty or history["val_loss"].isna().all():
-            continue
-        curve = history.groupby("epoch")["val_loss"].mean()
-        ax.plot(curve.index, curve.to_numpy(), marker=".", label=model)
-        drawn += 1
-    if not drawn:
-        plt.close(fig)
-        display(HTML("<p>No trained model: no learning curves.</p>"))
-        return
-    ax.set(title=f"{dataset} · {task}: validation loss (mean over seeds)", xlabel="epoch", ylabel="val loss")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=7, ncol=2)
-    _show(fig, f"{dataset} {task}: validation loss per epoch, mean over seeds, one line per trained model")
-
-
-def _best(rep: Report, dataset: str, task: str) -> str | None:
-    rows = report.leaderboard_rows(rep.summary, dataset, task)
-    return rows.iloc[0]["model"] if not rows.empty else None
-
-
-def _predictions(rep: Report, dataset: str, model: str, task: str) -> pd.DataFrame:
-    job = rep.first_seed(dataset, model)
-    if job is None or not (job.path / "predictions.parquet").is_file():
-        return pd.DataFrame()
-    frame = pd.read_parquet(job.path / "predictions.parquet")
-    order = "window" if "window" in frame.columns else "index"
-    return frame[(frame["task"] == task) & (frame["split"] == "test")].sort_values(order)
-
-
-def forecast_plot(rep: Report, dataset: str, task: str) -> None:
-    models = list(dict.fromkeys(m for m in (_best(rep, dataset, task), aggregate.baseline_model(dataset)) if m))
-    preds = {m: _predictions(rep, dataset, m, task) for m in models}
-    preds = {m: p for m, p in preds.items() if not p.empty}
-    if not preds:
-        return
-    first = next(iter(preds.values()))
-    horizon = len(first["y_true"].iloc[0])
-    if horizon == 1:
-        fig, ax = plt.subplots(figsize=(8, 3.2), dpi=FIG_DPI)
-        tail = first.tail(150)
-        ax.plot(tail["timestamp"], [y[0] for y in tail["y_true"]], color="black", lw=1.5, label="truth")
-        for model, p in preds.items():
-            p = p.tail(150)
-            ax.plot(p["timestamp"], [y[0] for y in p["y_pred"]], lw=1, label=model)
-        ax.set(title=f"{dataset} · {task}: test forecasts (seed {rep.first_seed(dataset, models[0]).seed})",
-               ylabel="target")
-        ax.legend(fontsize=7)
-        fig.autofmt_xdate()
-    else:
-        picks = sorted({0, len(first) // 2, len(first) - 1})
-        fig, axes = plt.subplots(1, len(picks), figsize=(4 * len(picks), 3), dpi=FIG_DPI, squeeze=False)
-        for ax, i in zip(axes[0], picks):
-            steps = np.arange(1, horizon + 1)
-            ax.plot(steps, first["y_true"].iloc[i], color="black", lw=1.5, label="truth")
-            for model, p in preds.items():
-                if i < len(p):
-                    ax.plot(steps, p["y_pred"].iloc[i], lw=1, label=model)
-            ax.set(title=f"window from {pd.Timestamp(first['timestamp'].iloc[i]):%Y-%m-%d %H:%M}", xlabel="step ahead")
-        axes[0][0].legend(fontsize=7)
-        fig.suptitle(f"{dataset} · {task}: test forecasts of the first target")
-    _show(fig, f"{dataset} {task}: test forecasts of {', '.join(preds)} against the truth")
-
-
-def per_horizon_plot(rep: Report, dataset: str, task: str) -> None:
-    curves = report.per_horizon_mae(rep.jobs, dataset, task, "test")
-    curves = {m: c for m, c in curves.items() if len(c) > 1}
-    if not curves:
-        return
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=FIG_DPI)
-    for model, curve in curves.items():
-        ax.plot(np.arange(1, len(curve) + 1), curve, label=model)
-    ax.set(title=f"{dataset} · {task}: test MAE per horizon step", xlabel="step ahead", ylabel="MAE")
-    ax.legend(fontsize=7, ncol=2)
-    _show(fig, f"{dataset} {task}: test MAE at each horizon step, one line per model")
-
-
-def cost_plot(rep: Report, dataset: str, task: str) -> None:
-    rows = report.leaderboard_rows(rep.summary, dataset, task)
-    costs = rep.costs[(rep.costs["dataset"] == dataset) & (rep.costs["task"] == task)]
-    mean_costs = costs.groupby("model")[["params_count", "train_seconds"]].mean()
-    table = rows.set_index("model")[["mean"]].join(mean_costs, how="inner")
-    if table.empty:
-        return
-    metric = aggregate.primary_metric(dataset)
-    maximize = not stats.lower_is_better(metric)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=FIG_DPI)
-    for ax, cost in zip(axes, ("params_count", "train_seconds")):
-        x, y = table[cost].to_numpy(dtype=float), table["mean"].to_numpy(dtype=float)
-        front = stats.pareto_front(x, y, maximize=maximize)
-        ax.scatter(x, y, s=18)
-        order = np.argsort(x[front])
-        ax.plot(x[front][order], y[front][order], "r-o", mfc="none", ms=9, lw=1, label="Pareto front")
-        for name, xi, yi in zip(table.index, x, y):
-            ax.annotate(name, (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        if cost == "params_count":  # baselines have no parameters: symlog keeps 0 on the axis
-            ax.set_xscale("symlog", linthresh=1)
-        ax.set(xlabel=cost.replace("_", " "), ylabel=f"test {metric}")
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{dataset} · {task}: accuracy against cost")
-    _show(fig, f"{dataset} {task}: test {metric} against parameters and training seconds, Pareto front marked")
-
-
-def confusion_plot(rep: Report, dataset: str, task: str) -> None:
-    model = _best(rep, dataset, task)
-    preds = _predictions(rep, dataset, model, task) if model else pd.DataFrame()
-    if preds.empty:
-        return
-    predicted = (preds["prob"].to_numpy() >= 0.5).astype(int)
-    actual = preds["label"].to_numpy().astype(int)
-    matrix = np.array([[np.sum((actual == a) & (predicted == p)) for p in (0, 1)] for a in (0, 1)])
-    fig, ax = plt.subplots(figsize=(3.6, 3.2), dpi=FIG_DPI)
-    ax.imshow(matrix, cmap="Blues")
-    for (a, p), count in np.ndenumerate(matrix):
-        ax.text(p, a, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["neg", "pos"], yticklabels=["neg", "pos"],
-           xlabel="predicted", ylabel="actual", title=f"{model}: test confusion matrix")
-    _show(fig, f"{dataset} {task}: test confusion matrix of {model}: {matrix.tolist()}")
-
-
-def show_sample(rep: Report, dataset: str, task: str) -> None:
-    model = _best(rep, dataset, task)
-    job = rep.first_seed(dataset, model) if model else None
-    sample = ((job.metrics.get("tasks") or {}).get(task) or {}).get("sample") if job else None
-    if sample:
-        display(HTML(f"<h4>Generated text ({html.escape(model)}, seed {job.seed})</h4>"
-                     f"<pre class='sample'>{html.escape(sample)}</pre>"))

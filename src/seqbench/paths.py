@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# What the aggregate and report stages write, relative to the project (the stage table declares them)
+AGGREGATE_OUTPUTS = ("reports/results.csv", "reports/costs.csv", "reports/summary.csv", "reports/did_not_finish.csv",
+                     "reports/leaderboard.md")
+REPORT_OUTPUTS = ("reports/comparison.executed.ipynb", "reports/comparison.html", "reports/RESULTS.md")
+
 
 @dataclass(frozen=True)
 class Layout:

@@ -18,15 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from seqbench import codedeps
+from seqbench import codedeps, paths
 from seqbench import models as model_registry
 from seqbench.params import Params
 
 REPORTS = "reports"
 REFERENCES = f"{REPORTS}/references.yaml"
 TEMPLATE = f"{REPORTS}/comparison.ipynb"
-AGGREGATE_OUTPUTS = tuple(f"{REPORTS}/{name}" for name in ("results.csv", "summary.csv", "costs.csv", "leaderboard.md"))
-REPORT_OUTPUTS = (f"{REPORTS}/comparison.executed.ipynb", f"{REPORTS}/comparison.html")
+AGGREGATE_OUTPUTS, REPORT_OUTPUTS = paths.AGGREGATE_OUTPUTS, paths.REPORT_OUTPUTS
+# written outside the pipeline and committed, read by the report: the wall time of the last run
+# (bench/workflow_times.py) and the speed benchmarks (make bench, make bench-peers)
+REPORT_EXTRAS = (f"{REPORTS}/run_times.json", f"{REPORTS}/bench/training.json", f"{REPORTS}/bench/peers.json")
 RUN_DIR = "runs/{dataset}/{model}/{regime}/seed{seed}"
 TRACKING_MARKER = "runs/tracking.json"
 CONFIG = "config/{dataset}/{model}/{regime}.json"
@@ -109,7 +111,8 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           params=("preset", "seeds", "regimes", "jobs", "presets.{preset}", "datasets")),
     Stage("report", "seqbench.report", "python -m seqbench report", (),
           tuple(Output(path, cache=False) for path in REPORT_OUTPUTS),
-          lambda p, j: [*AGGREGATE_OUTPUTS, *_run_files(p, "history.csv"), REFERENCES, TEMPLATE],
+          lambda p, j: [*AGGREGATE_OUTPUTS, *_run_files(p, "history.csv"), *_run_files(p, "metrics.json"),
+                        *_run_files(p, "predictions.parquet"), REFERENCES, TEMPLATE, *REPORT_EXTRAS],
           params=("preset", "seeds", "regimes", "presets.{preset}", "datasets")),
 )}
 

@@ -21,7 +21,8 @@ from seqbench.paths import Layout
 
 # What a project folder needs besides params.yaml (src/ too: the stages list their code as dependencies).
 # dvc.yaml is generated for the workspace's own job lists.
-WORKFLOW_FILES = ("Snakefile", ".dvcignore", "profiles", "workflow", "src", "reports/comparison.ipynb", "reports/references.yaml")
+WORKFLOW_FILES = ("Snakefile", ".dvcignore", "profiles", "workflow", "src", "reports/comparison.ipynb", "reports/references.yaml",
+                  "reports/run_times.json", "reports/bench/training.json", "reports/bench/peers.json")
 
 
 class _PlainDumper(yaml.SafeDumper):

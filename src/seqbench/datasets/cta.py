@@ -49,6 +49,7 @@ class Cta(ForecastDataset):
     settings = CtaSettings
     primary_metric = "mae"
     baseline = "seasonal_naive"  # Geron's naive forecast is last week's value
+    headline_split = "val"  # Geron's numbers are validation MAE
     metric_units = "original"  # riders
 
     def raw_files(self) -> list[RawFile]:
