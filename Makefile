@@ -10,7 +10,7 @@ STAMP := $(VENV)/.seqbench-installed
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: setup constraints run run-dvc dvc-yaml lock test bench bench-peers smoke smoke-dvc ui clean
+.PHONY: setup constraints run run-dvc tune dvc-yaml lock test bench bench-peers smoke smoke-dvc ui clean
 
 # constraints.txt pins every other package to the versions the published results were made with.
 $(STAMP): pyproject.toml constraints.txt
@@ -30,6 +30,9 @@ constraints:  ## re-pin constraints.txt to the versions .venv holds now
 
 run: setup  ## the whole benchmark with the default preset (params.yaml)
 	snakemake --cores $(CORES)
+
+tune: setup  ## the searches of the tuned regime -> tuned/<dataset>/<model>.yaml (commit them; make run reads them)
+	snakemake --cores $(CORES) searches
 
 dvc-yaml: setup  ## regenerate dvc.yaml from the stage table and params.yaml's job lists
 	python -m seqbench dvc-yaml

@@ -17,3 +17,9 @@ rule all:
         graph.REPORT_OUTPUTS,
         graph.configure_outputs(PARAMS),
     default_target: True
+
+
+# `make tune`: every search the tuned regime needs (the main run reads their committed results)
+rule searches:
+    input:
+        graph.tuned_files(PARAMS),

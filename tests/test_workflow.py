@@ -32,7 +32,7 @@ BOOKKEEPING = {".snakemake_timestamp", ".gitignore"}
 
 def outputs(folder: Path) -> set[str]:
     found = set()
-    for top in ("data", "runs", "reports"):
+    for top in ("data", "runs", "reports", "tuned", "config"):
         for path in (folder / top).rglob("*"):
             if path.is_file() and path.name not in BOOKKEEPING and "__pycache__" not in path.parts:
                 found.add(str(path.relative_to(folder)))
@@ -112,6 +112,18 @@ def test_changing_one_model_reruns_only_its_jobs_and_the_report(snakemake_projec
     assert {job.rule for job in plan} == {"configure", "train", "aggregate", "report", "all"}
 
 
+def test_changing_one_search_space_reruns_its_searches_its_tuned_jobs_and_the_report(snakemake_project, tmp_path):
+    folder = copy_of(snakemake_project, tmp_path)
+    data = yaml.safe_load((folder / "params.yaml").read_text())
+    data["search_spaces"]["lstm"]["units"] = {"int": [8, 16]}
+    write_params(folder, data)
+    plan = snakemake_plan(folder)
+    assert planned_outputs(plan, "tune") == {"tuned/synthetic/lstm.yaml", "tuned/cta/lstm.yaml"}
+    assert planned_outputs(plan, "train") == {"runs/synthetic/lstm/tuned/seed0/metrics.json",
+                                              "runs/cta/lstm/tuned/seed0/metrics.json"}
+    assert {job.rule for job in plan} == {"tune", "configure", "train", "aggregate", "report", "all"}
+
+
 def with_model_added(folder: Path, model: str) -> None:
     """One more model in the forecast job list: new jobs (tracking_init does not rerun for them)."""
     data = yaml.safe_load((folder / "params.yaml").read_text())
@@ -146,6 +158,13 @@ def test_dvc_repro_completes_and_status_is_clean(dvc_project):
 def test_snakemake_and_dvc_agree(snakemake_project, dvc_project):
     smk, dvc = outputs(snakemake_project), outputs(dvc_project)
     assert smk == dvc
+    searches = sorted((snakemake_project / "tuned").rglob("*.yaml"))
+    assert [p.relative_to(snakemake_project) for p in searches] == [
+        Path(f"tuned/{d}/{m}.yaml") for d in ("cta", "synthetic") for m in ("linear", "lstm", "seq2seq")]
+    for path in searches:  # the same seeded searches: the same trials and choice
+        a = yaml.safe_load(path.read_text())
+        b = yaml.safe_load((dvc_project / path.relative_to(snakemake_project)).read_text())
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
     assert (snakemake_project / "runs/tracking.json").read_text() == (dvc_project / "runs/tracking.json").read_text()
     params = load_params(snakemake_project / "params.yaml")
     for _, dataset, model, seed, _ in params.train_jobs():

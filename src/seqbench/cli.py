@@ -147,3 +147,15 @@ def list_models() -> None:
     for name, entry in REGISTRY.items():
         defaults = json.dumps(entry.settings().model_dump(mode="json"), separators=(", ", ": "))
         print(f"{name:18} {', '.join(entry.kinds):40} {defaults}")
+
+
+@app.command()
+def tune(
+    dataset: str = DatasetOpt,
+    model: str = typer.Option(..., "--model", "-m", help="model name, as in params.yaml"),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: all cores)", min=0),
+) -> None:
+    """Search one (dataset, model)'s settings on validation -> tuned/<ds>/<model>.yaml (the tuned regime)."""
+    from seqbench import tune as stage
+
+    _run(stage.run, dataset=dataset, model=model, threads=threads)

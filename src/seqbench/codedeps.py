@@ -116,3 +116,25 @@ def relative(paths: list[Path]) -> list[str]:
     """Project-relative POSIX paths, src/seqbench/... (what dvc.yaml and the Snakemake rules name)."""
     source_root = ROOT.parent.parent  # the project whose src/ holds the package
     return [path.relative_to(source_root).as_posix() for path in paths]
+
+
+def job_code(stage_module: str, dataset: str | None = None, model: str | None = None) -> list[Path]:
+    """The code of one job: its stage module's closure and its own dataset's and model's plugins."""
+    from seqbench import models
+
+    entries = [stage_module]
+    if dataset is not None:
+        entries.append(dataset_module(dataset))
+    if model is not None:
+        entries += models.get(model).modules()
+    return closure(*entries)
+
+
+def digest(paths: list[Path]) -> str:
+    """sha256 over the files' names and bytes: what a result computed by this code is keyed by."""
+    import hashlib
+
+    value = hashlib.sha256()
+    for path in paths:
+        value.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return value.hexdigest()

@@ -14,11 +14,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from seqbench import datasets as dataset_registry
+from seqbench.errors import SeqbenchError
 from seqbench.io import write_text
 from seqbench.models.settings import ModelSettings, forecast_input, with_forecast_input
 from seqbench.params import Params, TrainConfig
 from seqbench.paths import Layout
+from seqbench.search_space import as_dict, with_values
 
 
 @dataclass(frozen=True)
@@ -42,11 +46,37 @@ def group_of(params: Params, dataset: str, model: str) -> str:
     return "forecast"  # an ad-hoc job outside the job lists
 
 
-def resolve(params: Params, dataset: str, model: str, regime: str = "protocol") -> JobConfig:
-    if regime != "protocol":
-        raise NotImplementedError(f"regime {regime!r}")
+def resolve(params: Params, dataset: str, model: str, regime: str = "protocol", layout: Layout | None = None) -> JobConfig:
+    """A job's settings: the protocol's, or in the tuned regime those with what the search chose
+    (tuned/<dataset>/<model>.yaml under `layout`'s root)."""
     threads = params.training.threads[group_of(params, dataset, model)]
-    return JobConfig(regime, params.train_config(dataset, model), model_settings(params, dataset, model), threads)
+    train, settings = params.train_config(dataset, model), model_settings(params, dataset, model)
+    if regime == "tuned":
+        settings = with_values(settings, tuned_values(params, layout, dataset, model))
+        if settings.lr is not None:
+            train = dataclasses.replace(train, lr=settings.lr)
+    elif regime != "protocol":
+        raise SeqbenchError(f"unknown regime {regime!r}; choose protocol or tuned")
+    return JobConfig(regime, train, settings, threads)
+
+
+def tuned_values(params: Params, layout: Layout | None, dataset: str, model: str) -> dict[str, Any]:
+    """The settings a search chose, checked to come from the search space and budget params.yaml holds now."""
+    if layout is None:
+        raise SeqbenchError("the tuned regime reads tuned/<dataset>/<model>.yaml: give the project's layout")
+    path = layout.tuned(dataset, model)
+    if not path.is_file():
+        raise SeqbenchError(f"{path}: missing; run the search (`make tune`, or `python -m seqbench tune --dataset "
+                            f"{dataset} --model {model}`), or drop `tuned` from regimes in params.yaml")
+    tuned = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if tuned.get("status") == "unavailable":
+        return {}
+    current = {"space": as_dict(params.search_spaces.get(model, {})), "budget": params.tune_budget(dataset).model_dump(mode="json", exclude_none=True)}
+    stale = [key for key, value in current.items() if tuned.get(key) != value]
+    if stale:
+        raise SeqbenchError(f"{path}: searched under another {' and '.join(stale)} than params.yaml's "
+                            f"(search_spaces.{model}, presets.{params.preset}.tune); rerun the search: `make tune`")
+    return dict(tuned.get("settings") or {})
 
 
 def model_settings(params: Params, dataset: str, model: str) -> ModelSettings:
@@ -72,7 +102,7 @@ def run(params: Params, layout: Layout) -> list[str]:
     changed = []
     for job in dict.fromkeys((j.dataset, j.model, j.regime) for j in params.train_jobs()):
         path = layout.config(*job)
-        text = config_json(resolve(params, *job))
+        text = config_json(resolve(params, *job, layout=layout))
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             write_text(path, text)
             changed.append(str(path.relative_to(layout.root)))

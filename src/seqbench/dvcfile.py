@@ -27,6 +27,8 @@ def _out(output: graph.Output, path: str) -> Any:
     options: dict[str, Any] = {}
     if not output.cache:
         options["cache"] = False
+    if output.keep:
+        options["persist"] = True
     if output.dvc == "plots":
         options.update(x="epoch", y="val_loss")
     return {path: options} if options else path

@@ -24,6 +24,7 @@ from seqbench.errors import TrainingError
 from seqbench.features import CharFeatures, ForecastFeatures, TextFeatures
 from seqbench.models.settings import ModelSettings
 from seqbench.params import Params, TrainConfig
+from seqbench.paths import Layout
 from seqbench.tasks import Task
 
 FAMILY_LOSSES = {"forecast": ("mse", "mae", "huber"), "text": ("bce",), "chars": ("cross_entropy",)}
@@ -79,8 +80,8 @@ def derived_seed(*parts) -> int:
 
 
 def make_job(params: Params, dataset: str, model: str, seed: int, features: Features, threads: int | None = 0,
-             on_epoch: EpochHook | None = None, regime: str = "protocol") -> Job:
-    resolved = resolve(params, dataset, model, regime)
+             on_epoch: EpochHook | None = None, regime: str = "protocol", layout: Layout | None = None) -> Job:
+    resolved = resolve(params, dataset, model, regime, layout)
     config = resolved.train
     family = dataset_registry.get(dataset).family
     if config.loss not in FAMILY_LOSSES[family]:

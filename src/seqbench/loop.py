@@ -154,7 +154,8 @@ class Prepared:
     closed_form: bool = False  # fitted by least squares (linear_ls), not by gradient steps
 
 
-def prepare(job: Job, task: Task) -> Prepared:
+def prepare(job: Job, task: Task, splits: tuple[str, ...] = ("train", "val", "test")) -> Prepared:
+    """The task's fresh model, its data and the windows of `splits` the budget keeps (a search leaves out test)."""
     cfg = job.config
     torch.manual_seed(derived_seed(job.seed, task.name, "init"))
     model = job.entry.build(task, job.settings).to(job.device)
@@ -162,11 +163,13 @@ def prepare(job: Job, task: Task) -> Prepared:
     params_count = (sum(v.numel() for v in model.state_dict().values()) if closed_form
                     else sum(p.numel() for p in model.parameters() if p.requires_grad))
     data = make_data(job.features, task, job.entry, job.device)
-    ids = {"train": data.samples("train", cfg.train_stride, cfg.max_train_samples),
-           **{split: eval_samples(data, split, cfg.max_eval_samples) for split in ("val", "test")}}
-    if len(ids["val"]) == 0 or len(ids["test"]) == 0 or (params_count and len(ids["train"]) == 0):
-        raise TrainingError(f"{job.dataset}: task {task.name!r} has no windows in a split (train {len(ids['train'])}, "
-                            f"val {len(ids['val'])}, test {len(ids['test'])}); check datasets.{job.dataset} in params.yaml")
+    ids = {split: (data.samples("train", cfg.train_stride, cfg.max_train_samples) if split == "train"
+                   else eval_samples(data, split, cfg.max_eval_samples)) for split in splits}
+    empty = [split for split in splits if len(ids[split]) == 0 and (split != "train" or params_count)]
+    if empty:
+        counts = ", ".join(f"{split} {len(ids[split])}" for split in splits)
+        raise TrainingError(f"{job.dataset}: task {task.name!r} has no windows in a split ({counts}); check "
+                            f"datasets.{job.dataset} in params.yaml")
     return Prepared(model, data, ids, int(params_count), closed_form)
 
 

@@ -28,6 +28,7 @@ from seqbench import datasets as dataset_registry
 from seqbench import models as model_registry
 from seqbench.datasets.base import DatasetSettings, OptimizerName
 from seqbench.models.settings import ModelSettings
+from seqbench.search_space import SearchDim, TuneBudget, check_space
 from seqbench.tasks import FAMILY_KINDS
 
 JOB_GROUPS = ("forecast", "statistical", "text", "chars")
@@ -157,8 +158,10 @@ class Preset(Strict):
     max_epochs: PositiveInt
     patience: NonNegativeInt
     budgets: dict[str, Budget] = {}
+    tune: dict[str, TuneBudget] = {}  # what one search may spend: `default`, then per dataset
     jobs: Jobs | None = None  # used by `seqbench workspace` only (see params.yaml)
     seeds: list[NonNegativeInt] | None = None
+    regimes: list[Regime] | None = None
 
 
 class TrainingDefaults(Strict):
@@ -214,6 +217,17 @@ class Params(Strict):
     presets: dict[str, Preset]
     training: TrainingDefaults
     models: dict[str, SerializeAsAny[ModelSettings]] = {}
+    search_spaces: dict[str, dict[str, SearchDim]] = {}  # model -> settings key -> what a search tries
+
+    @field_validator("search_spaces")
+    @classmethod
+    def _known_spaces(cls, value: dict[str, dict[str, SearchDim]]) -> dict[str, dict[str, SearchDim]]:
+        for name, space in value.items():
+            if name not in model_registry.REGISTRY:
+                raise ValueError(f"search_spaces: {name!r} is not a registered model; known: "
+                                 f"{', '.join(model_registry.REGISTRY)}")
+            check_space(name, model_registry.REGISTRY[name].settings(), space)
+        return value
 
     @field_validator("datasets", mode="before")
     @classmethod
@@ -307,15 +321,29 @@ class Params(Strict):
         )
 
     def train_jobs(self) -> list[TrainJob]:
-        """Every job the job lists define (dataset x model x seed x regime of each group), in a stable order."""
+        """Every job the job lists define (dataset x model x seed x regime of each group), in a stable order.
+        The tuned regime has a job only for models with a search space (a baseline has nothing to tune), on
+        datasets the preset gives a search budget (`tune.<dataset>.trials: 0` leaves one out)."""
         return [
             TrainJob(group, dataset, model, seed, regime)
             for group in JOB_GROUPS
             for dataset in getattr(self.jobs, group).datasets
             for model in getattr(self.jobs, group).models
             for regime in self.regimes
+            if regime == "protocol" or (model in self.search_spaces and self.tune_budget(dataset).trials != 0)
             for seed in self.seeds
         ]
+
+    def tune_jobs(self) -> list[tuple[str, str]]:
+        """(dataset, model) of every search the tuned jobs need, in a stable order."""
+        return list(dict.fromkeys((j.dataset, j.model) for j in self.train_jobs() if j.regime == "tuned"))
+
+    def tune_budget(self, dataset: str) -> TuneBudget:
+        """The preset's search budget for a dataset (its `default`, then its own entry)."""
+        budgets = self.presets[self.preset].tune
+        merged = {**budgets.get("default", TuneBudget()).model_dump(exclude_none=True),
+                  **budgets.get(dataset, TuneBudget()).model_dump(exclude_none=True)}
+        return TuneBudget(**merged)
 
     def datasets_in_jobs(self) -> list[str]:
         names = [d for group in JOB_GROUPS for d in getattr(self.jobs, group).datasets]

@@ -44,6 +44,14 @@ class Layout:
         """A training job's resolved settings (the configure stage)."""
         return self.root / "config" / dataset / model / f"{regime}.json"
 
+    def tuned(self, dataset: str, model: str) -> Path:
+        """The settings a search chose for the tuned regime (committed, like the reports)."""
+        return self.root / "tuned" / dataset / f"{model}.yaml"
+
+    def search(self, dataset: str, model: str) -> Path:
+        """A search's working files (its Optuna journal)."""
+        return self.root / "runs" / dataset / model / "search"
+
     @property
     def runs(self) -> Path:
         return self.root / "runs"

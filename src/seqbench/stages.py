@@ -15,11 +15,10 @@ A default changed in code or a preset edit reruns exactly the jobs whose resolve
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from seqbench import codedeps, paths
-from seqbench import models as model_registry
 from seqbench.params import Params
 
 REPORTS = "reports"
@@ -32,6 +31,7 @@ REPORT_EXTRAS = (f"{REPORTS}/run_times.json", f"{REPORTS}/bench/training.json", 
 RUN_DIR = "runs/{dataset}/{model}/{regime}/seed{seed}"
 TRACKING_MARKER = "runs/tracking.json"
 CONFIG = "config/{dataset}/{model}/{regime}.json"
+TUNED = "tuned/{dataset}/{model}.yaml"
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class Output:
     directory: bool = False
     dvc: str = "outs"  # outs | metrics | plots: how dvc.yaml lists it
     cache: bool = True  # False: small files kept in git or rewritten every run, not in DVC's cache
+    # not deleted before the job runs (Snakemake `update`, DVC `persist`): the job reads its last version
+    keep: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,6 @@ class Stage:
     settings_file: Callable[[dict[str, Any]], str] | None = None
     params: tuple[str, ...] = ()  # params.yaml keys, templates over the wildcards and `preset`
     threads: Callable[[Params, dict[str, Any]], int] = lambda params, job: 1
-    plugins: tuple[str, ...] = field(default=("dataset", "model"))  # wildcards whose modules are code too
     resolves_settings: bool = False  # turns settings schemas into values (its code includes them)
 
     def log(self) -> str:
@@ -67,6 +68,10 @@ class Stage:
 
 def _run_files(params: Params, name: str) -> list[str]:
     return [f"runs/{j.dataset}/{j.model}/{j.regime}/seed{j.seed}/{name}" for j in params.train_jobs()]
+
+
+def tuned_files(params: Params) -> list[str]:
+    return [TUNED.format(dataset=d, model=m) for d, m in params.tune_jobs()]
 
 
 def _group(params: Params, job: dict[str, Any]) -> str:
@@ -87,9 +92,16 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
                 lambda p, j: [f"data/standard/{j['dataset']}.parquet"], ("datasets.{dataset}",)),
     _data_stage("features", Output("data/features/{dataset}", directory=True),
                 lambda p, j: [f"data/split/{j['dataset']}"], ("datasets.{dataset}",)),
+    # the settings a search chose for the tuned regime; a search whose inputs are those its file
+    # records is not redone (seqbench.tune), so its file is kept when the job starts
+    Stage("tune", "seqbench.tune", "python -m seqbench tune --dataset {dataset} --model {model} --threads {threads}",
+          ("dataset", "model"), (Output(TUNED, cache=False, keep=True),),
+          lambda p, j: [f"data/features/{j['dataset']}"],
+          params=("search_spaces.{model}", "presets.{preset}", "datasets.{dataset}", "training", "models"),
+          threads=lambda p, j: p.training.threads[_group(p, j)]),
     Stage("configure", "seqbench.configure", "python -m seqbench configure", (),
           # one output per job; listed by `configure_outputs` (the job lists decide them)
-          (), lambda p, j: ["params.yaml"], resolves_settings=True),
+          (), lambda p, j: ["params.yaml", *tuned_files(p)], resolves_settings=True),
     # the store only (experiments are made by the jobs that need them): it never reruns for a new job list
     Stage("tracking_init", "seqbench.tracking", "python -m seqbench tracking-init", (),
           (Output(TRACKING_MARKER, cache=False),)),
@@ -101,7 +113,9 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
            Output(f"{RUN_DIR}/history.csv", dvc="plots", cache=False),
            Output(f"{RUN_DIR}/predictions.parquet"),
            Output(f"{RUN_DIR}/checkpoint.pt")),
-          lambda p, j: [f"data/features/{j['dataset']}", TRACKING_MARKER],
+          # a tuned job also reads the settings its search chose
+          lambda p, j: [f"data/features/{j['dataset']}", TRACKING_MARKER,
+                        *([TUNED.format(**j)] if j["regime"] == "tuned" else [])],
           settings_file=lambda j: CONFIG.format(**j),
           threads=lambda p, j: p.training.threads[_group(p, j)]),
     Stage("aggregate", "seqbench.aggregate", "python -m seqbench aggregate", (),
@@ -136,6 +150,8 @@ def stage_jobs(params: Params, name: str) -> list[Job]:
     if name == "train":
         return [Job(stage, {"dataset": j.dataset, "model": j.model, "regime": j.regime, "seed": j.seed})
                 for j in params.train_jobs()]
+    if name == "tune":
+        return [Job(stage, {"dataset": d, "model": m}) for d, m in params.tune_jobs()]
     return [Job(stage, {})]
 
 
@@ -157,14 +173,9 @@ def outputs(params: Params, job: Job) -> list[str]:
 
 def code(job: Job) -> list[str]:
     """Source files whose change reruns the job: the stage module's closure and its own plugins'."""
-    entries = [job.stage.module]
-    if "dataset" in job.wildcards and "dataset" in job.stage.plugins:
-        entries.append(codedeps.dataset_module(job.wildcards["dataset"]))
-    if "model" in job.wildcards and "model" in job.stage.plugins:
-        entries += model_registry.get(job.wildcards["model"]).modules()
     if job.stage.resolves_settings:  # every schema and default a job's settings come from
-        return codedeps.relative(codedeps.closure(*entries, follow_plugins=True, settings_by_value=False))
-    return codedeps.relative(codedeps.closure(*entries))
+        return codedeps.relative(codedeps.closure(job.stage.module, follow_plugins=True, settings_by_value=False))
+    return codedeps.relative(codedeps.job_code(job.stage.module, job.wildcards.get("dataset"), job.wildcards.get("model")))
 
 
 def param_keys(params: Params, job: Job) -> list[str]:

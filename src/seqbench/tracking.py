@@ -277,3 +277,49 @@ def log_summary_run(layout: Layout, dataset: str, model: str, metrics: Mapping[s
         raise
     _retry(client.set_terminated, run.info.run_id, "FINISHED")
     return run.info.run_id
+
+
+# --- searches (tune stage) -------------------------------------------------------------------------
+SEARCH, TRIAL = "search", "trial"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests a trial under its search
+
+
+class SearchRun:
+    """The MLflow run of one search (see `search_run`); each trial a child run."""
+
+    def __init__(self, client, experiment_id: str, run_id: str, tags: Mapping[str, str]):
+        self.client, self.experiment_id, self.run_id, self.tags = client, experiment_id, run_id, tags
+
+    def log_trial(self, number: int, settings: Mapping[str, Any], value: float | None, state: str) -> None:
+        tags = {**self.tags, KIND_TAG: TRIAL, PARENT_TAG: self.run_id, "trial": str(number), "state": state.lower()}
+        run = _retry(self.client.create_run, self.experiment_id, run_name=f"trial-{number}", tags=tags)
+        finite = value is not None and value == value and abs(value) != float("inf")
+        _log_batch(self.client, run.info.run_id, metrics=_metrics({"val_loss": value if finite else None}),
+                   params=_params({k: str(v) for k, v in settings.items()}))
+        _retry(self.client.set_terminated, run.info.run_id, "FAILED" if state.upper() == "FAIL" else "FINISHED")
+
+    def finish(self, settings: Mapping[str, Any], value: float) -> None:
+        _log_batch(self.client, self.run_id, metrics=_metrics({"best_val_loss": value}),
+                   params=_params({f"best.{k}": str(v) for k, v in settings.items()}))
+
+
+@contextlib.contextmanager
+def search_run(layout: Layout, dataset: str, model: str, *, preset: str, space: Mapping[str, Any],
+               budget: Mapping[str, Any]) -> Iterator[SearchRun]:
+    """Run `<model>-search` (tag seqbench.kind=search) replacing an earlier one and its trials; FAILED
+    (KILLED on Ctrl-C) if the block raises."""
+    client, experiment_id = _experiment(layout, dataset)
+    keys = {"dataset": dataset, "model": model}
+    for kind in (SEARCH, TRIAL):
+        _replace(client, experiment_id, {**keys, KIND_TAG: kind})
+    run = _retry(client.create_run, experiment_id, run_name=f"{model}-search",
+                 tags={**keys, KIND_TAG: SEARCH, "preset": preset, "git_commit": git_commit(layout.root)})
+    search = SearchRun(client, experiment_id, run.info.run_id, keys)
+    try:
+        _log_batch(client, search.run_id, params=_params(flatten({"space": space, "budget": budget})))
+        yield search
+    except BaseException as error:
+        with contextlib.suppress(Exception):
+            _retry(client.set_terminated, search.run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
+    _retry(client.set_terminated, search.run_id, "FINISHED")

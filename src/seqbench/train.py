@@ -172,7 +172,7 @@ def run(params, layout: Layout, dataset: str, model: str, seed: int, threads: in
         return write_unavailable(out_dir, dataset, model, seed, regime, params.preset, family, reason)
 
     features = feature_loader.load_features(layout.features(dataset))
-    job = make_job(params, dataset, model, seed, features, threads, regime=regime)
+    job = make_job(params, dataset, model, seed, features, threads, regime=regime, layout=layout)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not (out_dir / "resume.pt").is_file():
         for name in OUTPUTS:  # a failed fresh run must not leave an older result looking current

@@ -39,7 +39,7 @@ def workspace_params(data: dict, preset_name: str) -> dict:
         raise SeqbenchError(f"params.yaml: preset {preset_name!r} is not defined under presets "
                             f"({', '.join(presets)})")
     out = dict(data, preset=preset_name)
-    for key in ("jobs", "seeds"):
+    for key in ("jobs", "seeds", "regimes"):
         if presets[preset_name].get(key) is not None:
             out[key] = presets[preset_name][key]
     return out

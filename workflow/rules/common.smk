@@ -4,11 +4,12 @@ import json
 import re
 from pathlib import Path
 
-from seqbench import configure
+from seqbench import configure, tune
 from seqbench import stages as graph
 from seqbench.datasets import DATASETS
 from seqbench.models import REGISTRY
 from seqbench.params import REGIMES, parse_params, read_params_yaml
+from seqbench.paths import Layout
 
 # The stages read params.yaml themselves, so a `--config` override would reach Snakemake but not them.
 if config != read_params_yaml(Path("params.yaml")):
@@ -17,6 +18,7 @@ if config != read_params_yaml(Path("params.yaml")):
         "folder with `python -m seqbench workspace DIR --preset NAME`) instead of passing --config/--configfile."
     )
 PARAMS = parse_params(config)
+LAYOUT = Layout(Path.cwd())
 GPUS_PER_TRAIN_JOB = 1 if PARAMS.training.device.startswith("cuda") else 0
 
 
@@ -43,13 +45,17 @@ def data_of(stage):
 
 def settings_of(stage):
     """The values a job depends on, as Snakemake's params rerun trigger: a training job's resolved
-    settings (what config/<dataset>/<model>/<regime>.json holds), else its params.yaml keys."""
+    settings (what config/<dataset>/<model>/<regime>.json holds), a search's inputs, else its params.yaml
+    keys (DVC names the same keys; it reruns by content, so a wider list does no harm there)."""
     def settings(wildcards):
-        job = job_of(stage, wildcards)
+        w = job_of(stage, wildcards).wildcards
         if stage.name == "train":
-            w = job.wildcards
-            return configure.config_json(configure.resolve(PARAMS, w["dataset"], w["model"], w["regime"]))
-        return json.dumps(graph.param_values(PARAMS, job), sort_keys=True)
+            if w["regime"] == "tuned" and not LAYOUT.tuned(w["dataset"], w["model"]).is_file():
+                return "the search has not run yet"  # the job runs after it (its input), with params read then
+            return configure.config_json(configure.resolve(PARAMS, w["dataset"], w["model"], w["regime"], LAYOUT))
+        if stage.name == "tune":  # exactly what the search depends on: a wider trigger would rerun tuned jobs
+            return json.dumps(tune.search_inputs(PARAMS, w["dataset"], w["model"]), sort_keys=True)
+        return json.dumps(graph.param_values(PARAMS, job_of(stage, wildcards)), sort_keys=True)
     return settings
 
 
@@ -60,7 +66,7 @@ def threads_of(stage):
 def outputs_of(stage):
     if stage.name == "configure":
         return graph.configure_outputs(PARAMS)
-    return [directory(o.path) if o.directory else o.path for o in stage.outputs]
+    return [directory(o.path) if o.directory else update(o.path) if o.keep else o.path for o in stage.outputs]
 
 
 def command_of(stage):
