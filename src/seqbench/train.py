@@ -69,6 +69,7 @@ def run(params, layout: Layout, dataset: str, model: str, seed: int, threads: in
     if reason is not None:
         print(f"{dataset} is unavailable ({reason}): writing placeholder outputs", file=sys.stderr)
         return write_unavailable(out_dir, dataset, model, seed, regime, params.preset, family, reason)
+    tracking.preflight(layout, dataset)  # a store that cannot log fails the job now, before any output changes
     from seqbench import loop
 
     features = feature_loader.load_features(layout.features(dataset))
