@@ -119,3 +119,11 @@ def workspace(
     from seqbench import workspace as stage
 
     _run(stage.run, folder=folder, preset_name=preset)
+
+
+@app.command("tracking-sync")
+def tracking_sync() -> None:
+    """Send the MLflow runs that jobs kept in their run folders while the store was away."""
+    from seqbench import tracking as stage
+
+    _run(stage.run_sync)
