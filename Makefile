@@ -81,4 +81,4 @@ ui: setup  ## MLflow UI on http://127.0.0.1:5000 (loopback only)
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 clean:  ## remove outputs (data, runs, logs, store); keeps .venv and the committed reports
-	rm -rf data runs logs mlflow.db mlartifacts .smoke .smoke-dvc .snakemake reports/comparison.executed.ipynb
+	rm -rf data runs logs config mlflow.db mlflow.db.lock mlartifacts .smoke .smoke-dvc .snakemake reports/comparison.executed.ipynb

@@ -167,6 +167,11 @@ def test_mlflow_ui_lists_the_runs_in_chromium(store, server):
             page = browser.new_page(viewport={"width": 1600, "height": 3000})
             page.goto(f"{server}/#/experiments/{experiment['experiment_id']}/runs", timeout=180_000)
             page.get_by_text("rnn-summary", exact=True).first.wait_for(timeout=180_000)
+            # the seed runs are children of their model's summary run: expand every summary row
+            expanders = page.locator("[data-component-id$='runnamecellrenderer.tsx_46']")
+            for i in range(expanders.count()):
+                expanders.nth(i).click()
+            page.get_by_text("rnn-seed0", exact=True).first.wait_for(timeout=60_000)
             text = page.inner_text("body")
         finally:
             browser.close()

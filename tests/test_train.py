@@ -256,7 +256,8 @@ def test_a_diverging_job_is_recorded_as_failed_with_where_and_why(project):
         assert (out / name).is_file(), name
     assert not (out / "resume.pt").exists()
     (run,) = active_runs(layout)
-    assert run.info.status == "FAILED" and run.data.tags[tracking.ERROR_TAG] == metrics["reason"]
+    assert run.info.status == "FAILED" and run.data.tags["seqbench.error_class"] == "TrainingError"
+    assert run.data.tags["seqbench.error"] == failure["message"]
 
 
 def test_a_failed_job_keeps_the_tasks_finished_before(project, monkeypatch):

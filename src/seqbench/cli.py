@@ -159,3 +159,11 @@ def tune(
     from seqbench import tune as stage
 
     _run(stage.run, dataset=dataset, model=model, threads=threads)
+
+
+@app.command("tracking-sync")
+def tracking_sync() -> None:
+    """Send the MLflow runs that jobs kept in their run folders while the store was away."""
+    from seqbench import tracking as stage
+
+    _run(stage.run_sync)

@@ -1,11 +1,12 @@
-"""Thin MLflow wrapper: the only module that imports mlflow.
+"""Thin MLflow wrapper: with seqbench.tracking_* (server, buffer, store, ui), the only code that imports mlflow.
 
 Store: `sqlite:///<root>/mlflow.db` (or $MLFLOW_TRACKING_URI); artifacts under `<root>/mlartifacts/<experiment>`.
-One experiment per dataset. The store is created only by `python -m seqbench tracking-init` (parallel
-first-time creation of an SQLite store races on its schema migrations); an experiment is created by the
-first job that needs it, so a dataset added to the job lists needs no new tracking-init. A re-run of a
-job (dataset, model, seed) or of a summary deletes the previous run first, so the UI never lists duplicates
-(MLflow deletes softly: `mlflow gc` purges deleted runs for good).
+One experiment per dataset, made by `python -m seqbench tracking-init` or by the first job that needs it.
+Only tracking-init creates, migrates or repairs a store, holding a file lock (`<store>.lock`): parallel
+first-time creation races on the schema migrations. A job that finds no store asks for tracking-init.
+A re-run of a job (dataset, model, seed, regime) or of a summary deletes the previous run first, so the UI
+never lists duplicates (MLflow deletes softly: `mlflow gc` purges deleted runs for good). docs/tracking.md
+says what happens when a tracking server is away.
 
 Several training processes write to one SQLite file at once: MLflow sets a busy timeout on each session,
 and every call here is retried with back-off when SQLite still answers "database is locked".
@@ -15,27 +16,34 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from seqbench import tracking_server as server
+from seqbench import tracking_store as store
+from seqbench import tracking_ui as ui
 from seqbench.errors import SeqbenchError
 from seqbench.io import write_json
 from seqbench.paths import Layout
+from seqbench.tracking_buffer import (SPOOL_NAME, JobRun, locked, metric_list, param_list, replay,
+                                     retry as _retry, send_batch)
 
-T = TypeVar("T")
 JOB, SUMMARY = "job", "summary"
 KIND_TAG = "seqbench.kind"
-ERROR_TAG = "seqbench.error"
+PARENT_TAG = "mlflow.parentRunId"  # the UI nests a run under the run this tag names
 INIT_HINT = "run `python -m seqbench tracking-init` first"
-_RETRIES = 8
+LOCK_SECONDS = 600
+
+__all__ = ["JobRun", "SearchRun", "TrackingError", "flatten", "git_commit", "job_run", "log_summary_run", "preflight",
+           "run_init", "run_sync", "search_run", "tracking_uri"]
 
 
 class TrackingError(SeqbenchError):
-    """The MLflow store or an experiment is missing or unusable."""
+    """The MLflow store or an experiment is missing, unreachable or unusable."""
 
 
 def tracking_uri(layout: Layout) -> str:
@@ -48,38 +56,35 @@ def _sqlite_file(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
 
 
-def _is_remote(uri: str) -> bool:
-    return uri.startswith(("http://", "https://", "databricks"))
-
-
-def _locked(error: BaseException) -> bool:
-    text = str(error).lower()
-    return "database is locked" in text or "database table is locked" in text
-
-
-def _retry(call: Callable[..., T], *args, **kwargs) -> T:
-    """Call an MLflow function, retrying while SQLite reports a lock held by another process."""
-    for attempt in range(_RETRIES):
-        try:
-            return call(*args, **kwargs)
-        except Exception as error:
-            if not _locked(error) or attempt == _RETRIES - 1:
-                raise
-            time.sleep(min(8.0, 0.2 * 2**attempt) * (0.5 + random.random()))
-    raise AssertionError("unreachable")
-
-
 def _client(uri: str):
     from mlflow.tracking import MlflowClient
 
+    if server.is_remote(uri):
+        server.use_short_retries()
     client = MlflowClient(tracking_uri=uri)
     _retry(client.search_experiments, max_results=1)  # opens the store now, so a lock is retried here
     return client
 
 
-def _artifact_location(layout: Layout, experiment: str, uri: str) -> str | None:
-    # a remote server decides where its artifacts live; a local store keeps them beside the project
-    return None if _is_remote(uri) else (layout.mlflow_artifacts.resolve() / experiment).as_uri()
+def _connect(uri: str):
+    """An open client for a job or a summary: a server answers within seconds, an SQLite file holds its schema."""
+    if server.is_remote(uri):
+        problem = server.probe(uri)
+        if problem is not None:
+            raise TrackingError(problem)
+    sqlite_file = _sqlite_file(uri)
+    if sqlite_file is not None:
+        if not sqlite_file.is_file():
+            raise TrackingError(f"no MLflow store at {sqlite_file}: {INIT_HINT}")
+        if not store.has_schema(sqlite_file):
+            raise TrackingError(f"MLflow store {sqlite_file} is empty or half-created: {INIT_HINT} (it repairs it)")
+    try:
+        return _client(uri)
+    except Exception as error:
+        if sqlite_file is None or locked(error):
+            raise
+        raise TrackingError(f"cannot open the MLflow store {sqlite_file} ({server.reason(error)}): {INIT_HINT} "
+                            "(it upgrades or repairs the store)") from None
 
 
 def git_commit(root: Path) -> str:
@@ -108,169 +113,171 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 # --- store initialisation --------------------------------------------------------------------------
 def run_init(params, layout: Layout) -> dict[str, Any]:
-    """Create the store and one experiment per dataset of the job lists; safe to call again.
+    """Create (or repair) the store and one experiment per dataset of the job lists; safe to call again,
+    also from several processes at once.
 
     Every training job depends on the marker file, so it names only the store, in words that do not
     depend on where the project folder lies: adding a dataset to the job lists (a new experiment) or
     moving the folder must not make DVC retrain the jobs that exist. The experiments go to the log."""
+    from filelock import FileLock, Timeout
+
     uri = tracking_uri(layout)
     sqlite_file = _sqlite_file(uri)
+    lock: Any = contextlib.nullcontext()
     if sqlite_file is not None:
         sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-    client = _client(uri)
-    experiments = {name: _ensure_experiment(client, layout, name, uri) for name in params.datasets_in_jobs()}
+        lock = FileLock(f"{sqlite_file}.lock", timeout=LOCK_SECONDS)
+    try:
+        with lock:
+            client = _open_for_init(uri, sqlite_file)
+            experiments = {name: _ensure_experiment(client, layout, name, uri, params.dataset(name))
+                           for name in params.datasets_in_jobs()}
+    except Timeout:
+        raise TrackingError(f"another tracking-init has held {sqlite_file}.lock for {LOCK_SECONDS} s: "
+                            "wait for it, or end it if it hangs") from None
     own_store = sqlite_file is not None and sqlite_file.resolve() == layout.mlflow_db.resolve()
     write_json(layout.tracking_marker, {"store": layout.mlflow_db.name if own_store else uri})
     print(f"MLflow store {uri}; experiments (dataset: id): {experiments}")
+    base = uri if server.is_remote(uri) else ui.LOCAL_UI
+    for name, experiment_id in experiments.items():
+        print(f"  {name}: {ui.ui_url(base, experiment_id)}")
     return {"uri": uri, "experiments": experiments}
 
 
-def _ensure_experiment(client, layout: Layout, name: str, uri: str) -> str:
-    existing = _retry(client.get_experiment_by_name, name)
-    if existing is not None:
-        if existing.lifecycle_stage == "deleted":
-            _retry(client.restore_experiment, existing.experiment_id)
-        return existing.experiment_id
+def _open_for_init(uri: str, sqlite_file: Path | None):
+    """Open (creating or migrating) the store; an SQLite store that fails is upgraded with MLflow's own
+    `mlflow db upgrade` when it holds runs, or set aside and created anew when it holds none."""
+    if sqlite_file is None:
+        return _connect(uri)
     try:
-        return _retry(client.create_experiment, name, artifact_location=_artifact_location(layout, name, uri))
-    except Exception:
-        created = _retry(client.get_experiment_by_name, name)  # another job created it just now
-        if created is None:
-            raise
-        return created.experiment_id
-
-
-def _experiment(layout: Layout, dataset: str):
-    """(client, experiment id) of a dataset's experiment, created on first use; never creates the store
-    (its first creation races between processes: tracking-init makes it before any job starts)."""
-    uri = tracking_uri(layout)
-    sqlite_file = _sqlite_file(uri)
-    if sqlite_file is not None and not sqlite_file.is_file():
-        raise TrackingError(f"no MLflow store at {sqlite_file}: {INIT_HINT}")
+        return _client(uri)
+    except Exception as error:
+        problem = server.reason(error)
+    store.forget_engine(uri)
+    runs = store.count_runs(sqlite_file)
+    if runs:
+        upgrade = subprocess.run([sys.executable, "-m", "mlflow", "db", "upgrade", uri], capture_output=True,
+                                 text=True)
+        if upgrade.returncode == 0:
+            with contextlib.suppress(Exception):
+                client = _client(uri)
+                print(f"upgraded the MLflow store {sqlite_file} ({problem}) with `mlflow db upgrade`")
+                return client
+        raise TrackingError(f"MLflow store {sqlite_file} holds {runs} runs but cannot be opened ({problem}), and "
+                            f"`mlflow db upgrade {uri}` did not repair it: restore a backup, or move the file "
+                            "away and rerun `python -m seqbench tracking-init` for a new, empty store")
+    aside = sqlite_file.with_name(f"{sqlite_file.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+    sqlite_file.rename(aside)
     client = _client(uri)
-    return client, _ensure_experiment(client, layout, dataset, uri)
+    print(f"repaired: the MLflow store {sqlite_file} could not be opened ({problem}) and held no runs; "
+          f"kept it as {aside.name} and created a new store")
+    return client
+
+
+def _ensure_experiment(client, layout: Layout, name: str, uri: str, settings) -> str:
+    existing = _retry(client.get_experiment_by_name, name)
+    if existing is None:
+        location = None if server.is_remote(uri) else (layout.mlflow_artifacts.resolve() / name).as_uri()
+        try:  # a server decides where its artifacts live; a local store keeps them beside the project
+            experiment_id = _retry(client.create_experiment, name, artifact_location=location)
+        except Exception as error:  # created meanwhile by a tracking-init sharing the server
+            if getattr(error, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment_id = _retry(client.get_experiment_by_name, name).experiment_id
+    else:
+        experiment_id = existing.experiment_id
+        if existing.lifecycle_stage == "deleted":
+            _retry(client.restore_experiment, experiment_id)
+    for key, value in ui.experiment_tags(name, settings).items():
+        _retry(client.set_experiment_tag, experiment_id, key, value)
+    return experiment_id
+
+
+def _experiment(layout: Layout, dataset: str, settings=None):
+    """(client, experiment id, uri) of a dataset's experiment, created by the first job that needs it (given
+    the dataset's settings, for its tags): a dataset added to the job lists needs no new tracking-init.
+    Never creates or migrates the store (tracking-init does, under its lock)."""
+    uri = tracking_uri(layout)
+    client = _connect(uri)
+    experiment = _retry(client.get_experiment_by_name, dataset)
+    if experiment is not None and experiment.lifecycle_stage == "active":
+        return client, experiment.experiment_id, uri
+    if settings is None:
+        raise TrackingError(f"no MLflow experiment {dataset!r} in {uri}: {INIT_HINT} "
+                            f"(and check that {dataset!r} is in a job list of params.yaml)")
+    return client, _ensure_experiment(client, layout, dataset, uri, settings), uri
+
+
+def preflight(layout: Layout, dataset: str, settings=None) -> None:
+    """Fail now, in one line, if a job could not log: a server that does not answer within seconds, a
+    missing or half-created store (call before touching any output). With the dataset's settings, a
+    missing experiment is created."""
+    _experiment(layout, dataset, settings)
+
+
+def _runs_tagged(client, experiment_id: str, tags: Mapping[str, str]) -> list:
+    from mlflow.entities import ViewType
+
+    query = " AND ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+    return _retry(client.search_runs, [experiment_id], filter_string=query, run_view_type=ViewType.ACTIVE_ONLY,
+                  max_results=1000)
 
 
 def _replace(client, experiment_id: str, tags: Mapping[str, str]) -> None:
     """Delete every active run of the experiment carrying these tags (the run about to be re-created)."""
-    from mlflow.entities import ViewType
-
-    query = " AND ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
-    for run in _retry(client.search_runs, [experiment_id], filter_string=query,
-                      run_view_type=ViewType.ACTIVE_ONLY, max_results=1000):
+    for run in _runs_tagged(client, experiment_id, tags):
         _retry(client.delete_run, run.info.run_id)
 
 
-def _log_batch(client, run_id: str, metrics=(), params=(), tags=()) -> None:
-    from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
-
-    metrics, params, tags = list(metrics), list(params), list(tags)
-    for i in range(0, max(len(metrics), 1), MAX_METRICS_PER_BATCH):
-        if metrics[i:i + MAX_METRICS_PER_BATCH]:
-            _retry(client.log_batch, run_id, metrics=metrics[i:i + MAX_METRICS_PER_BATCH], synchronous=True)
-    for i in range(0, max(len(params), len(tags), 1), MAX_PARAMS_TAGS_PER_BATCH):
-        chunk_params, chunk_tags = params[i:i + MAX_PARAMS_TAGS_PER_BATCH], tags[i:i + MAX_PARAMS_TAGS_PER_BATCH]
-        if chunk_params or chunk_tags:
-            _retry(client.log_batch, run_id, params=chunk_params, tags=chunk_tags, synchronous=True)
-
-
-def _metrics(values: Mapping[str, float | None], step: int = 0, ts: int | None = None) -> list:
-    from mlflow.entities import Metric
-
-    ts = ts if ts is not None else int(time.time() * 1000)
-    return [Metric(key, float(value), ts, step) for key, value in values.items() if value is not None]
-
-
-def _params(values: Mapping[str, str]) -> list:
-    from mlflow.entities import Param
-
-    return [Param(key, value) for key, value in values.items()]
-
-
 # --- job runs --------------------------------------------------------------------------------------
-class JobRun:
-    """The MLflow run of one training job (see `job_run`)."""
-
-    # Epoch curves reach the store at most this often (and when the job ends): a CTA epoch takes 0.1-0.3 s,
-    # and a commit per epoch cost 15 ms of it, while holding the SQLite lock the other jobs write through.
-    FLUSH_SECONDS = 5.0
-
-    def __init__(self, client, run_id: str):
-        self.client, self.run_id = client, run_id
-        self._pending: list = []
-        self._flushed_at = time.monotonic()
-
-    def log_epoch(self, task: str, epoch: int, train_loss: float, val_loss: float) -> None:
-        self._pending += _metrics({f"{task}/train_loss": train_loss, f"{task}/val_loss": val_loss}, step=epoch)
-        if time.monotonic() - self._flushed_at >= self.FLUSH_SECONDS:
-            self.flush()
-
-    def flush(self) -> None:
-        """Send the epoch metrics logged since the last flush."""
-        pending, self._pending = self._pending, []
-        _log_batch(self.client, self.run_id, metrics=pending)
-        self._flushed_at = time.monotonic()
-
-    def log_results(self, metrics_json: Mapping[str, Any]) -> None:
-        """Final metrics `<task>/<split>_<metric>` (+ per-horizon MAE as steps 1..H) from metrics.json."""
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        values: dict[str, float | None] = {}
-        steps = []
-        for task, result in metrics_json.get("tasks", {}).items():
-            for split in ("val", "test"):
-                for name, value in (result.get(split) or {}).items():
-                    values[f"{task}/{split}_{name}"] = value
-                for h, value in enumerate(result.get(f"{split}_per_horizon_mae") or [], start=1):
-                    steps.append(Metric(f"{task}/{split}_per_horizon_mae", float(value), now, h))
-        _log_batch(self.client, self.run_id, metrics=_metrics(values, ts=now) + steps)
-
-    def log_artifacts(self, paths: list[Path]) -> None:
-        for path in paths:
-            _retry(self.client.log_artifact, self.run_id, str(path))
-
-
 @contextlib.contextmanager
 def job_run(layout: Layout, dataset: str, model: str, seed: int, *, regime: str, preset: str, data_hash: str,
             device: str, params: Mapping[str, Any]) -> Iterator[JobRun]:
     """One run `<model>-seed<k>` (`<model>-tuned-seed<k>` in the tuned regime) replacing any earlier one;
-    FAILED (KILLED on Ctrl-C) if the block raises."""
-    client, experiment_id = _experiment(layout, dataset)
+    FAILED (KILLED on Ctrl-C) with the error as tags if the block raises. What the store cannot take when
+    the block ends is kept in the run folder (see seqbench.tracking_buffer); the block never fails for it.
+    The dataset's experiment must exist (`preflight` with the dataset's settings makes it)."""
+    client, experiment_id, uri = _experiment(layout, dataset)
     tags = {"dataset": dataset, "model": model, "seed": str(seed), "regime": regime, KIND_TAG: JOB}
-    _replace(client, experiment_id, tags)
-    tags.update(preset=preset, git_commit=git_commit(layout.root), data_hash=data_hash, device=device)
     name = f"{model}-seed{seed}" if regime == "protocol" else f"{model}-{regime}-seed{seed}"
-    run = _retry(client.create_run, experiment_id, run_name=name, tags=tags)
-    job = JobRun(client, run.info.run_id)
+    try:  # until the run exists, a store that fails is an error; after, the run is buffered and kept
+        _replace(client, experiment_id, tags)
+        tags.update(preset=preset, git_commit=git_commit(layout.root), data_hash=data_hash, device=device)
+        run = _retry(client.create_run, experiment_id, run_name=name, tags=tags)
+    except Exception as error:
+        if not server.is_connection_problem(error):
+            raise
+        raise TrackingError(server.unreachable_message(uri, server.reason(error))) from None
+    job = JobRun(client, run.info.run_id, uri=uri,
+                 spool=layout.run(dataset, model, seed, regime) / SPOOL_NAME,
+                 identity={"experiment": dataset, "run_name": name}, params=param_list(flatten(params))).start()
+    job.flush()  # the settings now, unless the store is already away
+    outcome: BaseException | None = None
     try:
-        _log_batch(client, job.run_id, params=_params(flatten(params)))
         yield job
-        job.flush()
-    except BaseException as error:
-        status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-        with contextlib.suppress(Exception):
-            job.flush()  # the curve up to the failure
-        with contextlib.suppress(Exception):  # the reason, where the UI shows it
-            message = (str(error).strip().splitlines() or [""])[0]
-            _retry(client.set_tag, job.run_id, ERROR_TAG, f"{type(error).__name__}: {message}"[:5000])
-        with contextlib.suppress(Exception):
-            _retry(client.set_terminated, job.run_id, status)
+    except BaseException as raised:
+        outcome = raised
         raise
-    _retry(client.set_terminated, job.run_id, "FINISHED")
+    finally:
+        job.close(outcome)
 
 
-# --- summary runs (report stage) -------------------------------------------------------------------
+# --- summary runs (aggregate stage) ----------------------------------------------------------------
 def log_summary_run(layout: Layout, dataset: str, model: str, metrics: Mapping[str, float],
-                    params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
-    """Run `<model>-summary` (tag seqbench.kind=summary) replacing an earlier one; returns its id."""
-    client, experiment_id = _experiment(layout, dataset)
-    keys = {"dataset": dataset, "model": model, KIND_TAG: SUMMARY}
+                    params: Mapping[str, Any], tags: Mapping[str, str], regime: str | None = None) -> str:
+    """Run `<model>-summary` (tag seqbench.kind=summary) replacing an earlier one, made the parent of the
+    model's seed runs (of `regime` only, if given); returns its id."""
+    client, experiment_id, _ = _experiment(layout, dataset)
+    keys = {"dataset": dataset, "model": model, KIND_TAG: SUMMARY, **({"regime": regime} if regime else {})}
     _replace(client, experiment_id, keys)
-    run = _retry(client.create_run, experiment_id, run_name=f"{model}-summary",
+    name = f"{model}-summary" if regime in (None, "protocol") else f"{model}-{regime}-summary"
+    run = _retry(client.create_run, experiment_id, run_name=name,
                  tags={**{k: str(v) for k, v in tags.items()}, **keys})
     try:
-        _log_batch(client, run.info.run_id, metrics=_metrics(metrics), params=_params(flatten(params)))
+        send_batch(client, run.info.run_id, metrics=metric_list(metrics), params=param_list(flatten(params)))
+        children = {"dataset": dataset, "model": model, KIND_TAG: JOB, **({"regime": regime} if regime else {})}
+        for child in _runs_tagged(client, experiment_id, children):
+            _retry(client.set_tag, child.info.run_id, PARENT_TAG, run.info.run_id)
     except BaseException:
         with contextlib.suppress(Exception):
             _retry(client.set_terminated, run.info.run_id, "FAILED")
@@ -279,9 +286,45 @@ def log_summary_run(layout: Layout, dataset: str, model: str, metrics: Mapping[s
     return run.info.run_id
 
 
+# --- runs kept locally while the store was away ----------------------------------------------------
+def run_sync(params, layout: Layout) -> dict[str, Any]:
+    """`python -m seqbench tracking-sync`: send every run folder's mlflow-unsynced.json to its store."""
+    spools = sorted(layout.runs.glob(f"**/{SPOOL_NAME}")) if layout.runs.is_dir() else []
+    if not spools:
+        print("nothing to sync: no run folder holds unsent MLflow data")
+        return {"synced": [], "failed": []}
+    from seqbench.io import read_json
+
+    clients: dict[str, Any] = {}  # uri -> client, or the error opening it (probed once)
+    synced, failed = [], []
+    for spool in spools:
+        where = spool.parent.relative_to(layout.root)
+        try:
+            uri = read_json(spool)["uri"]
+            if uri not in clients:
+                try:
+                    clients[uri] = _connect(uri)
+                except TrackingError as error:
+                    clients[uri] = error
+            if isinstance(clients[uri], TrackingError):
+                raise clients[uri]
+            done = replay(clients[uri], spool)
+        except Exception as error:
+            failed.append(str(where))
+            print(f"not synced {where}: {error if isinstance(error, TrackingError) else server.reason(error)}",
+                  file=sys.stderr)
+            continue
+        synced.append(str(where))
+        print(f"synced {where}: run {done['run_id']} {done['status']}, {done['metrics']} metric values"
+              + (f" ({done['dropped']} dropped while buffering)" if done["dropped"] else ""))
+    if failed:
+        raise TrackingError(f"{len(failed)} of {len(spools)} runs not synced (reasons above); "
+                            "rerun `python -m seqbench tracking-sync` once the store is available")
+    return {"synced": synced, "failed": failed}
+
+
 # --- searches (tune stage) -------------------------------------------------------------------------
 SEARCH, TRIAL = "search", "trial"
-PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests a trial under its search
 
 
 class SearchRun:
@@ -294,21 +337,21 @@ class SearchRun:
         tags = {**self.tags, KIND_TAG: TRIAL, PARENT_TAG: self.run_id, "trial": str(number), "state": state.lower()}
         run = _retry(self.client.create_run, self.experiment_id, run_name=f"trial-{number}", tags=tags)
         finite = value is not None and value == value and abs(value) != float("inf")
-        _log_batch(self.client, run.info.run_id, metrics=_metrics({"val_loss": value if finite else None}),
-                   params=_params({k: str(v) for k, v in settings.items()}))
+        send_batch(self.client, run.info.run_id, metrics=metric_list({"val_loss": value if finite else None}),
+                   params=param_list({k: str(v) for k, v in settings.items()}))
         _retry(self.client.set_terminated, run.info.run_id, "FAILED" if state.upper() == "FAIL" else "FINISHED")
 
     def finish(self, settings: Mapping[str, Any], value: float) -> None:
-        _log_batch(self.client, self.run_id, metrics=_metrics({"best_val_loss": value}),
-                   params=_params({f"best.{k}": str(v) for k, v in settings.items()}))
+        send_batch(self.client, self.run_id, metrics=metric_list({"best_val_loss": value}),
+                   params=param_list({f"best.{k}": str(v) for k, v in settings.items()}))
 
 
 @contextlib.contextmanager
 def search_run(layout: Layout, dataset: str, model: str, *, preset: str, space: Mapping[str, Any],
-               budget: Mapping[str, Any]) -> Iterator[SearchRun]:
+               budget: Mapping[str, Any], settings=None) -> Iterator[SearchRun]:
     """Run `<model>-search` (tag seqbench.kind=search) replacing an earlier one and its trials; FAILED
     (KILLED on Ctrl-C) if the block raises."""
-    client, experiment_id = _experiment(layout, dataset)
+    client, experiment_id, _ = _experiment(layout, dataset, settings)
     keys = {"dataset": dataset, "model": model}
     for kind in (SEARCH, TRIAL):
         _replace(client, experiment_id, {**keys, KIND_TAG: kind})
@@ -316,7 +359,7 @@ def search_run(layout: Layout, dataset: str, model: str, *, preset: str, space: 
                  tags={**keys, KIND_TAG: SEARCH, "preset": preset, "git_commit": git_commit(layout.root)})
     search = SearchRun(client, experiment_id, run.info.run_id, keys)
     try:
-        _log_batch(client, search.run_id, params=_params(flatten({"space": space, "budget": budget})))
+        send_batch(client, search.run_id, params=param_list(flatten({"space": space, "budget": budget})))
         yield search
     except BaseException as error:
         with contextlib.suppress(Exception):

@@ -170,6 +170,8 @@ def run(params, layout: Layout, dataset: str, model: str, seed: int, threads: in
     if reason is not None:
         print(f"{dataset} is unavailable ({reason}): writing placeholder outputs", file=sys.stderr)
         return write_unavailable(out_dir, dataset, model, seed, regime, params.preset, family, reason)
+    # a store that cannot log fails the job now, before any output changes (a new dataset's experiment is made)
+    tracking.preflight(layout, dataset, params.dataset(dataset))
 
     features = feature_loader.load_features(layout.features(dataset))
     job = make_job(params, dataset, model, seed, features, threads, regime=regime, layout=layout)

@@ -272,7 +272,8 @@ def run(params: Params, layout: Layout, dataset: str, model: str, threads: int =
     trials = budget.trials or 10
     began = time.perf_counter()
     with tracking.search_run(layout, dataset, model, preset=params.preset, space=space_of(params, model),
-                             budget=budget.model_dump(mode="json", exclude_none=True)) as search:
+                             budget=budget.model_dump(mode="json", exclude_none=True),
+                             settings=params.dataset(dataset)) as search:
         space = params.search_spaces[model]
         for trial in _finished(study):  # earlier trials of a resumed search
             search.log_trial(trial.number, decoded(trial.params, space), trial.value, trial.state.name)
