@@ -115,6 +115,7 @@ def test_ett_inputs_look_back_across_the_boundary_targets_never_cross(project, p
     for preset in params_dict["presets"].values():  # the presets name the real protocol's tasks
         for name in ("etth1", "etth2"):
             preset["budgets"].get(name, {}).pop("tasks", None)
+            preset["budgets"].get(name, {}).pop("models", None)
     params = parse_params(params_dict)
     ramp = {c: np.arange(350.0) for c in ETT_COLUMNS}
     _, f = build(project, "etth1", hourly(ramp), params)

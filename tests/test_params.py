@@ -35,7 +35,8 @@ def test_project_params_load_and_resolve(project_root):
     assert gru.train_stride < params.train_config("shakespeare", "char_lstm").train_stride
     assert params.train_config("imdb", "transformer").max_train_samples == 10_000  # a per-model cut
     assert params.train_config("imdb", "bow_bigram").max_train_samples is None
-    assert params.train_config("etth1", "linear").tasks == ("h96", "h336")
+    assert params.train_config("etth1", "linear").tasks == ("h96", "h336", "l336_h96", "l336_h336")
+    assert params.train_config("etth1", "gru").tasks == ("h96", "h336")  # a per-model cut of tasks
     assert params.model_settings("lstm").units == 16
 
 

@@ -71,7 +71,25 @@ def _at_most_epochs(n: int) -> str:
 BUDGET_PHRASES = {
     "train_stride": _every_kth, "max_train_samples": "at most {} training windows".format,
     "max_epochs": _at_most_epochs, "patience": "patience {}".format, "lr": "lr {}".format,
+    "tasks": lambda tasks: f"only {', '.join(tasks)}",
 }
+
+
+def search_note(params: Params, dataset: str) -> str | None:
+    """The search budget of the tuned regime on a dataset (the same for every architecture), or None."""
+    if "tuned" not in params.regimes:
+        return None
+    budget = params.tune_budget(dataset)
+    if budget.trials == 0:
+        return "tuned regime: not searched under this preset"
+    parts = [f"{budget.trials or 10} trials per architecture"]
+    parts += [BUDGET_PHRASES[key](value) for key, value in budget.model_dump(exclude_none=True).items()
+              if key in BUDGET_PHRASES and key != "tasks"]
+    if budget.max_eval_samples:
+        parts.append(f"at most {budget.max_eval_samples} validation windows")
+    if budget.tasks:
+        parts.append(f"scored on {', '.join(budget.tasks)}")
+    return "tuned regime searched on validation: " + ", ".join(parts)
 
 
 def preset_notes(params: Params) -> dict[str, list[str]]:
@@ -108,6 +126,9 @@ def preset_notes(params: Params) -> dict[str, list[str]]:
         for model, cut in budget.models.items():
             cuts = [BUDGET_PHRASES[key](value) for key, value in cut.model_dump(exclude_none=True).items()]
             lines.append(f"{model}: {', '.join(cuts)}")
+        search = search_note(params, dataset)
+        if search:
+            lines.append(search)
         notes[dataset] = lines
     return notes
 

@@ -122,6 +122,7 @@ class ModelBudget(Strict):
     max_epochs: PositiveInt | None = None
     patience: NonNegativeInt | None = None
     lr: PositiveFloat | None = None
+    tasks: list[str] | None = None  # a subset of the dataset's tasks (an architecture a task's cost leaves out)
 
 
 class Budget(Strict):
@@ -265,13 +266,19 @@ class Params(Strict):
                 where = f"presets.{preset_name}.budgets.{key}"
                 if key != "default" and key not in dataset_registry.DATASETS:
                     raise ValueError(f"{where}: unknown dataset {key!r}")
-                if budget.tasks is not None:
+                chosen = {"": budget.tasks, **{f".models.{m}": b.tasks for m, b in budget.models.items()}}
+                for suffix, tasks in chosen.items():
+                    if tasks is None:
+                        continue
                     if key == "default":
-                        raise ValueError(f"{where}.tasks: tasks are chosen per dataset, not in default")
+                        raise ValueError(f"{where}{suffix}.tasks: tasks are chosen per dataset, not in default")
                     known = dataset_registry.task_names(key, self.datasets[key])
-                    unknown = [t for t in budget.tasks if t not in known]
+                    unknown = [t for t in tasks if t not in known]
                     if unknown:
-                        raise ValueError(f"{where}.tasks: unknown tasks {unknown}; {key} has {known}")
+                        raise ValueError(f"{where}{suffix}.tasks: unknown tasks {unknown}; {key} has {known}")
+            for key in preset.tune:
+                if key != "default" and key not in dataset_registry.DATASETS:
+                    raise ValueError(f"presets.{preset_name}.tune: unknown dataset {key!r}")
         return self
 
     # --- resolved views ----------------------------------------------------------------------------
