@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +19,10 @@ from seqbench.resources import (
     DEFAULT_MEMORY_MB,
     DEFAULT_RUNTIME_MIN,
     load_measurements,
+    snakemake_train_resources,
     train_resources,
 )
+from seqbench.workspace import create
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,3 +140,26 @@ def test_every_committed_measurement_fits_its_request(params_dict):
         requested = train_resources(params, job.dataset, job.model, measured)
         assert requested["mem_mb"] >= 1.5 * job.peak_memory_mb, job
         assert requested["runtime"] * 60 >= 3 * job.train_seconds, job
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_snakemake_gives_each_training_job_its_derived_resources(tmp_path, device):
+    """The train rule's `resources:` hook: `snakemake -n` plans every job with train_resources' values."""
+    project = create(ROOT, tmp_path / "project", "smoke")
+    shutil.copytree(ROOT / "reports", project / "reports", dirs_exist_ok=True)
+    data = yaml.safe_load((project / "params.yaml").read_text())
+    data["training"]["device"] = device
+    (project / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    params, measured = parse_params(data), load_measurements(project / "reports")
+    out = subprocess.run([str(Path(sys.executable).with_name("snakemake")), "-n", "--cores", "2"], cwd=project,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    planned = re.findall(r"wildcards: dataset=(\w+), model=(\w+), regime=\w+, seed=\d+\n(?:\s+threads: \d+\n)?"
+                         r"\s+resources: (.*)", out.stdout)
+    assert len(planned) == len(params.train_jobs())
+    for dataset, model, resources in planned:
+        values = dict(item.split("=", 1) for item in resources.split(", "))
+        expected = train_resources(params, dataset, model, measured)
+        assert {key: int(values[key]) for key in expected} == expected, (dataset, model, resources)
+    assert snakemake_train_resources(params, project / "reports").keys() == set(expected)

@@ -1,6 +1,5 @@
 # One job per (dataset, model, seed) of the job lists; the MLflow store exists before any of them starts.
-
-GPUS_PER_TRAIN_JOB = 1 if PARAMS.training.device.startswith("cuda") else 0
+from seqbench.resources import snakemake_train_resources
 
 
 rule tracking_init:
@@ -29,7 +28,7 @@ rule train:
         settings=settings("train"),
     threads: lambda wildcards: PARAMS.training.threads[GROUP[(wildcards.dataset, wildcards.model)]]
     resources:
-        gpu=GPUS_PER_TRAIN_JOB,
+        **snakemake_train_resources(PARAMS),  # memory, time, CPUs, GPU: params.yaml + reports/costs.csv
     log:
         "logs/train/{dataset}/{model}/{regime}/seed{seed}.log",
     shell:
