@@ -10,7 +10,7 @@ STAMP := $(VENV)/.seqbench-installed
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: setup constraints run lock test bench bench-peers smoke smoke-dvc ui clean
+.PHONY: setup constraints run lock test test-cluster bench bench-peers smoke smoke-dvc ui clean
 
 # constraints.txt pins every other package to the versions the published results were made with.
 $(STAMP): pyproject.toml constraints.txt
@@ -42,6 +42,15 @@ lock: setup  ## record a finished `make run` in dvc.lock, leaving both Snakemake
 
 test: setup  ## the test suite (CPU only; runs the real Snakemake, DVC, MLflow and papermill on tiny data)
 	pytest $(PYTEST_ARGS)
+
+# As root: installs Debian's SLURM, MUNGE, MariaDB and PostgreSQL, starts them from configs in a temporary
+# folder, runs the smoke workload through sbatch against an MLflow server on PostgreSQL, loads that server
+# with concurrent training jobs, round-trips the outputs through a DVC remote, and stops every daemon it
+# started. Figures: logs/cluster-test.json. About 10-15 min on 2 cores.
+test-cluster: setup  ## the cluster path on this machine: SLURM, a shared MLflow server, a DVC remote (root)
+	tests/cluster/install.sh
+	python -m pip install --quiet -c constraints.txt -e '.[dev,slurm]'
+	SEQBENCH_CLUSTER_TEST=1 pytest tests/cluster -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup  ## seconds per epoch and peak memory per architecture -> reports/bench/training.json
 	python bench/training.py
