@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from daemons import Services, missing_tools
+from daemons import RUN, Services, missing_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = str(Path(sys.executable).parent)
@@ -44,6 +45,10 @@ def sacct(services: Services, *args: str) -> list[dict[str, str]]:
     return [dict(zip(header.split("|"), row.split("|"))) for row in rows]
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def describe(proc) -> str:
     try:
         return f"{proc.pid} {' '.join(proc.cmdline()[:4])}"
@@ -65,8 +70,10 @@ def cluster(report: dict):
     if missing:
         pytest.fail(f"missing {', '.join(missing)}: run tests/cluster/install.sh (Debian packages) first")
     # a short path: a UNIX socket's path may not exceed 107 bytes
-    services = Services(Path(tempfile.mkdtemp(prefix="seqbench-cluster-")))
+    services = Services(Path(tempfile.mkdtemp(prefix=f"{os.environ.get(RUN, 'seqbench-cluster')}-")))
     began = time.monotonic()
+    # a CI time-out or `kill` sends TERM (HUP when a terminal closes): unwind, so the daemons stop below
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         services.start_all()
         report["start_s"] = round(time.monotonic() - began, 1)
@@ -74,8 +81,12 @@ def cluster(report: dict):
         yield services
     finally:
         began = time.monotonic()
-        services.cancel_jobs()
-        services.stop()
+        try:
+            services.cancel_jobs()
+        finally:
+            services.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         left = services.leftovers()
         report["left_behind"] = [describe(proc) for proc in left]
         for proc in left:  # started by this run's daemons (they carry its marker): never left running

@@ -3,7 +3,9 @@
 Every daemon runs in the foreground of a process the harness starts (its own session), from a config
 generated in one temporary folder, on loopback ports chosen free. `Services.stop` ends each by that PID
 (its process group when it leaves children behind) in reverse order, and `leftovers` finds any process
-still carrying the harness's marker in its environment (jobs the daemons started inherit it).
+still carrying the run's marker in its environment (jobs the daemons started inherit it). Should the test
+process itself be killed, `python tests/cluster/daemons.py sweep RUN` (make test-cluster runs it after
+pytest, whatever pytest's fate) ends what still carries the marker of run RUN ($SEQBENCH_CLUSTER_RUN).
 
 Two things make the node a standard one for the executor plugin: slurmd runs in a private mount
 namespace where the generated slurm.conf is /etc/slurm/slurm.conf (the plugin's job step drops
@@ -28,6 +30,7 @@ from pathlib import Path
 import psutil
 
 MARKER = "SEQBENCH_CLUSTER_HARNESS"
+RUN = "SEQBENCH_CLUSTER_RUN"  # names one harness run (set by make test-cluster); else the temporary folder
 NODE = "node1"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 REQUIRED = ("munged", "munge", "mariadbd", "mariadb-install-db", "slurmdbd", "slurmctld", "slurmd", "sbatch",
@@ -71,7 +74,7 @@ class Services:
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.ports = {name: free_port() for name in ("mariadb", "slurmdbd", "slurmctld", "slurmd", "postgres",
                                                      "mlflow")}
-        self.marker = str(root)
+        self.marker = os.environ.get(RUN) or str(root)
         self.slurm_conf = root / "etc" / "slurm" / "slurm.conf"
         self.munge_socket = root / "munge" / "munge.socket"
         self.startup: dict[str, float] = {}
@@ -252,7 +255,10 @@ StorageLoc=slurm_acct_db
     # --- teardown ---------------------------------------------------------------------------------
     def cancel_jobs(self) -> None:
         if any(name == "slurmctld" and proc.poll() is None for name, proc in self.procs):
-            subprocess.run(["scancel", "--full", "-u", "root"], env=self.env(), capture_output=True, timeout=30)
+            try:
+                subprocess.run(["scancel", "--full", "-u", "root"], env=self.env(), capture_output=True, timeout=30)
+            except subprocess.TimeoutExpired:  # the daemons stop next regardless
+                pass
 
     def stop(self) -> None:
         """Every daemon this object started, last first: TERM to its process group, KILL after 20 s."""
@@ -264,20 +270,38 @@ StorageLoc=slurm_acct_db
             except subprocess.TimeoutExpired:
                 pass
             _signal_group(proc.pid, signal.SIGKILL)  # workers a server left behind in its group
-            proc.wait(timeout=10)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # unkillable (D state): `leftovers` reports it
+                pass
         self.procs.clear()
 
     def leftovers(self) -> list[psutil.Process]:
         """Processes still marked as started by this harness run (daemons, jobs, their children)."""
-        found = []
-        for proc in psutil.process_iter():
-            try:
-                if (proc.pid != os.getpid() and proc.status() != psutil.STATUS_ZOMBIE
-                        and proc.environ().get(MARKER) == self.marker):
-                    found.append(proc)
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-        return found
+        return marked(self.marker)
+
+
+def marked(marker: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if (proc.pid != os.getpid() and proc.status() != psutil.STATUS_ZOMBIE
+                    and proc.environ().get(MARKER) == marker):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def sweep(marker: str) -> int:
+    """TERM, then KILL after 20 s, every process of run `marker` still alive; 1 if there was any."""
+    left = marked(marker)
+    for proc in left:
+        print(f"cluster test: ending {proc.pid} {' '.join(proc.cmdline()[:3])}, left behind by run {marker}")
+        proc.terminate()
+    for proc in psutil.wait_procs(left, timeout=20)[1]:
+        proc.kill()
+    return 1 if left else 0
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -285,3 +309,9 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "sweep":
+        sys.exit("usage: python tests/cluster/daemons.py sweep RUN")
+    sys.exit(sweep(sys.argv[2]))
