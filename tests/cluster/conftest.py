@@ -89,7 +89,7 @@ def cluster(report: dict):
                 signal.signal(sig, handler)
         left = services.leftovers()
         report["left_behind"] = [describe(proc) for proc in left]
-        for proc in left:  # started by this run's daemons (they carry its marker): never left running
+        for proc in left:  # started by this run's daemons: never left running
             proc.kill()
         report["teardown_s"] = round(time.monotonic() - began, 1)
         out = Path(os.environ.get("SEQBENCH_CLUSTER_REPORT", ROOT / "logs" / "cluster-test.json"))

@@ -254,11 +254,16 @@ StorageLoc=slurm_acct_db
 
     # --- teardown ---------------------------------------------------------------------------------
     def cancel_jobs(self) -> None:
-        if any(name == "slurmctld" and proc.poll() is None for name, proc in self.procs):
-            try:
-                subprocess.run(["scancel", "--full", "-u", "root"], env=self.env(), capture_output=True, timeout=30)
-            except subprocess.TimeoutExpired:  # the daemons stop next regardless
-                pass
+        """Cancel every job and wait up to 60 s for the queue to empty, so their steps end with slurmd alive."""
+        if not any(name == "slurmctld" and proc.poll() is None for name, proc in self.procs):
+            return
+        try:
+            subprocess.run(["scancel", "--full", "-u", "root"], env=self.env(), capture_output=True, timeout=30)
+            wait_for("an empty queue", lambda: not subprocess.run(
+                ["squeue", "-h"], env=self.env(), capture_output=True, text=True, timeout=20).stdout.strip(),
+                None, 60)
+        except (subprocess.SubprocessError, RuntimeError):  # the daemons stop next regardless
+            pass
 
     def stop(self) -> None:
         """Every daemon this object started, last first: TERM to its process group, KILL after 20 s."""
@@ -282,19 +287,35 @@ StorageLoc=slurm_acct_db
 
 
 def marked(marker: str) -> list[psutil.Process]:
+    """Processes of the run: those carrying its marker, and the job step daemons (slurmstepd, which start
+    with an environment of their own) holding a file of its folder open."""
     found = []
     for proc in psutil.process_iter():
         try:
-            if (proc.pid != os.getpid() and proc.status() != psutil.STATUS_ZOMBIE
-                    and proc.environ().get(MARKER) == marker):
+            if proc.pid == os.getpid() or proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if proc.environ().get(MARKER) == marker or (proc.name() == "slurmstepd" and _holds(proc.pid, marker)):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return found
 
 
+def _holds(pid: int, marker: str) -> bool:
+    """Whether the process has a file open whose path contains `marker` (the run's folder, or its name)."""
+    folder = Path(f"/proc/{pid}/fd")
+    for fd in folder.iterdir():
+        try:
+            if marker in os.readlink(fd):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def sweep(marker: str) -> int:
-    """TERM, then KILL after 20 s, every process of run `marker` still alive; 1 if there was any."""
+    """TERM, then KILL after 20 s (slurmstepd ignores TERM), every process of run `marker` still alive;
+    1 if there was any."""
     left = marked(marker)
     for proc in left:
         print(f"cluster test: ending {proc.pid} {' '.join(proc.cmdline()[:3])}, left behind by run {marker}")
