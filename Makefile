@@ -10,7 +10,7 @@ STAMP := $(VENV)/.seqbench-installed
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: setup constraints run run-dvc tune dvc-yaml lock test bench bench-peers smoke smoke-dvc ui clean
+.PHONY: setup constraints run run-dvc tune dvc-yaml lock test test-cluster bench bench-peers smoke smoke-dvc ui clean
 
 # constraints.txt pins every other package to the versions the published results were made with.
 $(STAMP): pyproject.toml constraints.txt
@@ -51,6 +51,19 @@ lock: setup  ## record a finished `make run` in dvc.lock, leaving both Snakemake
 
 test: setup  ## the test suite (CPU only; runs the real Snakemake, DVC, MLflow and papermill on tiny data)
 	pytest $(PYTEST_ARGS)
+
+# As root: installs Debian's SLURM, MUNGE, MariaDB and PostgreSQL, starts them from configs in a temporary
+# folder, runs the smoke workload through sbatch against an MLflow server on PostgreSQL, loads that server
+# with concurrent training jobs, round-trips the outputs through a DVC remote, and stops every daemon it
+# started (a sweep after pytest ends whatever still carries the run's marker, should pytest be killed).
+# Figures: logs/cluster-test.json. About 10-15 min on 2 cores.
+test-cluster: setup  ## the cluster path on this machine: SLURM, a shared MLflow server, a DVC remote (root)
+	tests/cluster/install.sh
+	python -m pip install --quiet -c constraints.txt -e '.[dev,slurm]'
+	@run=seqbench-cluster-$$(date +%s)-$$$$; \
+	SEQBENCH_CLUSTER_TEST=1 SEQBENCH_CLUSTER_RUN=$$run pytest tests/cluster -p no:cacheprovider $(PYTEST_ARGS); \
+	status=$$?; python tests/cluster/daemons.py sweep $$run || status=1; \
+	[ "$$SEQBENCH_CLUSTER_KEEP" = 1 ] || rm -rf "$${TMPDIR:-/tmp}/$$run"-*; exit $$status
 
 bench: setup  ## seconds per epoch and peak memory per architecture -> reports/bench/training.json
 	python bench/training.py

@@ -44,7 +44,7 @@ def stage_entry(params: Params, job: graph.Job) -> dict[str, Any]:
     if keys:
         entry["params"] = keys
     if stage.name == "configure":
-        entry["outs"] = [{path: {"cache": False}} for path in graph.outputs(params, job)]
+        entry["outs"] = list(graph.outputs(params, job))
         return entry
     for output in stage.outputs:
         entry.setdefault(output.dvc, []).append(_out(output, output.path.format(**job.wildcards)))

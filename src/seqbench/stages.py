@@ -39,7 +39,7 @@ class Output:
     path: str  # a template over the stage's wildcards
     directory: bool = False
     dvc: str = "outs"  # outs | metrics | plots: how dvc.yaml lists it
-    cache: bool = True  # False: small files kept in git or rewritten every run, not in DVC's cache
+    cache: bool = True  # False: small files kept in git (the reports, the tuned settings), not in DVC's cache
     # not deleted before the job runs (Snakemake `update`, DVC `persist`): the job reads its last version
     keep: bool = False
 
@@ -104,13 +104,14 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           (), lambda p, j: ["params.yaml", *tuned_files(p)], resolves_settings=True),
     # the store only (experiments are made by the jobs that need them): it never reruns for a new job list
     Stage("tracking_init", "seqbench.tracking", "python -m seqbench tracking-init", (),
-          (Output(TRACKING_MARKER, cache=False),)),
+          (Output(TRACKING_MARKER),)),
     Stage("train", "seqbench.train",
           "python -m seqbench train --dataset {dataset} --model {model} --seed {seed} --regime {regime} "
           "--threads {threads}",
           ("dataset", "model", "regime", "seed"),
-          (Output(f"{RUN_DIR}/metrics.json", dvc="metrics", cache=False),
-           Output(f"{RUN_DIR}/history.csv", dvc="plots", cache=False),
+          # run outputs belong to DVC's cache (and its remotes), never to git
+          (Output(f"{RUN_DIR}/metrics.json", dvc="metrics"),
+           Output(f"{RUN_DIR}/history.csv", dvc="plots"),
            Output(f"{RUN_DIR}/predictions.parquet"),
            Output(f"{RUN_DIR}/checkpoint.pt")),
           # a tuned job also reads the settings its search chose

@@ -10,6 +10,7 @@ from seqbench.datasets import DATASETS
 from seqbench.models import REGISTRY
 from seqbench.params import REGIMES, parse_params, read_params_yaml
 from seqbench.paths import Layout
+from seqbench.resources import snakemake_train_resources
 
 # The stages read params.yaml themselves, so a `--config` override would reach Snakemake but not them.
 if config != read_params_yaml(Path("params.yaml")):
@@ -19,7 +20,8 @@ if config != read_params_yaml(Path("params.yaml")):
     )
 PARAMS = parse_params(config)
 LAYOUT = Layout(Path.cwd())
-GPUS_PER_TRAIN_JOB = 1 if PARAMS.training.device.startswith("cuda") else 0
+# memory, runtime, CPUs and GPUs of a training job or search, from params.yaml and reports/costs.csv
+JOB_RESOURCES = snakemake_train_resources(PARAMS)
 
 
 wildcard_constraints:
@@ -72,3 +74,7 @@ def outputs_of(stage):
 def command_of(stage):
     """The job's command line (the stage table's command with the job's wildcards and threads)."""
     return lambda wildcards, threads: graph.command(PARAMS, job_of(stage, wildcards))
+
+
+def resources_of(stage):
+    return JOB_RESOURCES if stage.name in ("train", "tune") else {}

@@ -15,7 +15,7 @@ for _stage in graph.STAGES.values():
             command=command_of(_stage),
         threads: threads_of(_stage)
         resources:
-            gpu=GPUS_PER_TRAIN_JOB if _stage.name == "train" else 0,
+            **resources_of(_stage),
         log:
             _stage.log(),
         # a constant: a shell expression naming _stage would be read when the job runs, after the loop
