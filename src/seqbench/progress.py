@@ -5,11 +5,11 @@ The Snakefile calls `start` when a real run starts (its `onstart`: not for a dry
 cluster job's own process) and `finished` / `failed` at the end. `start` attaches a handler to
 Snakemake's logger that prints
 
-    [ 12/43  28%] train synthetic/lstm/protocol/seed1  14s | elapsed 2m05s, about 3m10s left
+    [12/43  27%] train synthetic/lstm/protocol/seed1  14s | elapsed 2m05s, about 3m10s left
 
 and a filter that keeps Snakemake's per-job blocks (every input file, the reason, the command) out of the
-console; Snakemake still writes them to its log, .snakemake/log/<date>.snakemake.log. Passing
-`--verbose`, or a `--quiet` that hides progress, leaves Snakemake's console output as it is.
+console; Snakemake still writes them to its log, .snakemake/log/<date>.snakemake.log. With `--verbose`
+the console keeps Snakemake's blocks too; a `--quiet` that hides progress turns the lines off.
 """
 
 from __future__ import annotations
