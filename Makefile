@@ -10,7 +10,13 @@ STAMP := $(VENV)/.seqbench-installed
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: setup constraints run run-dvc tune dvc-yaml lock test test-cluster bench bench-peers smoke smoke-dvc ui clean
+.PHONY: help setup constraints run run-dvc tune dvc-yaml lock test test-cluster bench bench-peers smoke smoke-dvc ui clean
+.DEFAULT_GOAL := help
+
+# Every target with a `## ` comment is listed by `make help` (a test checks that each phony target has one).
+help:  ## list the targets
+	@echo 'seqbench: make TARGET [CORES=N] [PYTEST_ARGS=...]   (the plain commands: README.md)'
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # constraints.txt pins every other package to the versions the published results were made with.
 $(STAMP): pyproject.toml constraints.txt
@@ -20,7 +26,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
-setup: $(STAMP)
+setup: $(STAMP)  ## create .venv with the pinned dependencies (run, test and the others do it when needed)
 
 # After changing dependencies in pyproject.toml: `.venv/bin/pip install -e '.[dev]'`, run the tests, then this.
 constraints:  ## re-pin constraints.txt to the versions .venv holds now

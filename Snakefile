@@ -23,3 +23,20 @@ rule all:
 rule searches:
     input:
         graph.tuned_files(PARAMS),
+
+
+# The console: one progress line per finished job with an ETA (Snakemake's own per-job blocks, with every
+# input file, stay in .snakemake/log/), and at the end where the results are (seqbench.progress).
+from seqbench import progress
+
+
+onstart:
+    progress.start(workflow)
+
+
+onsuccess:
+    progress.finished(workflow, log)
+
+
+onerror:
+    progress.failed(workflow, log)

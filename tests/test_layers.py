@@ -1,7 +1,7 @@
 """The package's import graph has no cycle, and no module imports from a layer above its own.
 
 Layers, bottom up:
-  base       errors, io, paths, tasks, windows, archives, device, evaluate, text, formatting, stats, and the
+  base       errors, io, paths, tasks, windows, archives, device, evaluate, text, formatting, stats, suggest, and the
              helpers below the datasets and the tracking wrapper
   registries the datasets and the models (neither imports the other)
   settings   search_space, params (validated against the registries)
@@ -18,7 +18,7 @@ from seqbench import codedeps
 BASE = {"seqbench", "seqbench.errors", "seqbench.io", "seqbench.paths", "seqbench.tasks", "seqbench.windows",
         "seqbench.archives", "seqbench.device", "seqbench.evaluate", "seqbench.text", "seqbench.formatting",
         "seqbench.stats", "seqbench.tracking_server", "seqbench.tracking_store", "seqbench.datasets.splitting",
-        "seqbench.datasets.rawcsv", "seqbench.datasets.mirror"}
+        "seqbench.datasets.rawcsv", "seqbench.datasets.mirror", "seqbench.suggest"}
 SETTINGS = {"seqbench.search_space", "seqbench.params"}
 GRAPH = {"seqbench.stages", "seqbench.dvcfile", "seqbench.workspace", "seqbench.cli", "seqbench.__main__"}
 

@@ -1,1 +1,6 @@
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("seqbench")  # pyproject.toml's, as installed
+except PackageNotFoundError:  # the source tree on PYTHONPATH without an install
+    __version__ = "unknown"

@@ -1,4 +1,7 @@
-"""`python -m seqbench <stage>`: one sub-command per stage. Dispatch only: the work is in the modules."""
+"""`python -m seqbench <stage>`: one sub-command per stage. Dispatch only: the work is in the modules.
+
+Exit status: 0 done; 1 a settings, data or training error (the message names the file or value); 2 a
+mistake in the command's arguments (seqbench.usage), found before anything is written or logged."""
 
 from __future__ import annotations
 
@@ -14,18 +17,46 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 DatasetOpt = typer.Option(..., "--dataset", "-d", help="dataset name, as in params.yaml")
 
 
-def _run(stage: Callable[..., object], **kwargs) -> None:
-    """Load params.yaml from the current folder, run a stage, turn user errors into one clear line."""
+def _version(value: bool) -> None:
+    if value:
+        from seqbench import __version__
+
+        print(f"seqbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="print the version and exit")) -> None:
+    """seqbench: a reproducible benchmark of sequence-model architectures."""
+
+
+def _run(stage: Callable[..., object], check: Callable[..., None] | None = None, **kwargs) -> None:
+    """Load params.yaml from the current folder, check the arguments, run a stage; user errors become one
+    line on stderr (exit 2 for an argument, 1 for the rest)."""
     from seqbench.errors import SeqbenchError
     from seqbench.params import ParamsError, load_params
     from seqbench.paths import Layout
+    from seqbench.usage import UsageError
 
     try:
         layout = Layout.from_cwd()
-        stage(load_params(layout.params), layout, **kwargs)
+        params = load_params(layout.params)
+        if check is not None:
+            check(params)
+        stage(params, layout, **kwargs)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(2) from None
     except (ParamsError, SeqbenchError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(1) from None
+
+
+def _dataset_known(dataset: str) -> Callable[..., None]:
+    from seqbench.usage import check_dataset
+
+    return lambda params: check_dataset(dataset)
 
 
 @app.command()
@@ -33,7 +64,7 @@ def download(dataset: str = DatasetOpt) -> None:
     """Fetch a dataset's raw files (mirror folder first, then the canonical URL), verified."""
     from seqbench import download as stage
 
-    _run(stage.run, dataset=dataset)
+    _run(stage.run, _dataset_known(dataset), dataset=dataset)
 
 
 @app.command()
@@ -41,7 +72,7 @@ def standardize(dataset: str = DatasetOpt) -> None:
     """Raw files -> data/standard/<ds>.parquet (typed, cleaned)."""
     from seqbench import standardize as stage
 
-    _run(stage.run, dataset=dataset)
+    _run(stage.run, _dataset_known(dataset), dataset=dataset)
 
 
 @app.command()
@@ -49,7 +80,7 @@ def split(dataset: str = DatasetOpt) -> None:
     """Standard table -> data/split/<ds>/{train,val,test}.parquet + split.json (protocol's splits)."""
     from seqbench import split as stage
 
-    _run(stage.run, dataset=dataset)
+    _run(stage.run, _dataset_known(dataset), dataset=dataset)
 
 
 @app.command()
@@ -57,7 +88,7 @@ def features(dataset: str = DatasetOpt) -> None:
     """Splits -> data/features/<ds>/ (train-only scaler + window specs, or vocabularies + encodings)."""
     from seqbench import features as stage
 
-    _run(stage.run, dataset=dataset)
+    _run(stage.run, _dataset_known(dataset), dataset=dataset)
 
 
 @app.command("tracking-init")
@@ -75,11 +106,16 @@ def train(
     seed: int = typer.Option(..., "--seed", "-s", min=0),
     threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: all cores)", min=0),
     regime: str = typer.Option("protocol", "--regime", help="protocol (the books' settings) or tuned"),
+    allow_extra_seed: bool = typer.Option(False, "--allow-extra-seed",
+                                          help="train a seed that params.yaml `seeds` does not list (its run "
+                                               "joins the benchmark's results and MLflow experiments)"),
 ) -> None:
     """Train and evaluate one (dataset, model, seed): runs/<ds>/<model>/<regime>/seed<k>/ + one MLflow run."""
     from seqbench import train as stage
+    from seqbench.usage import check_train
 
-    _run(stage.run, dataset=dataset, model=model, seed=seed, threads=threads, regime=regime)
+    _run(stage.run, lambda params: check_train(params, dataset, model, seed, regime, allow_extra_seed),
+         dataset=dataset, model=model, seed=seed, threads=threads, regime=regime)
 
 
 @app.command()
@@ -117,8 +153,9 @@ def workspace(
 ) -> None:
     """Copy the workflow into FOLDER with params.yaml switched to PRESET (e.g. the smoke workload)."""
     from seqbench import workspace as stage
+    from seqbench.usage import check_preset
 
-    _run(stage.run, folder=folder, preset_name=preset)
+    _run(stage.run, lambda params: check_preset(params, preset), folder=folder, preset_name=preset)
 
 
 @app.command()

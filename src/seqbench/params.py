@@ -29,6 +29,7 @@ from seqbench import models as model_registry
 from seqbench.datasets.base import DatasetSettings, OptimizerName
 from seqbench.models.settings import ModelSettings
 from seqbench.search_space import SearchDim, TuneBudget, check_space
+from seqbench.suggest import allowed_keys, did_you_mean, unknown
 from seqbench.tasks import FAMILY_KINDS
 
 JOB_GROUPS = ("forecast", "statistical", "text", "chars")
@@ -87,7 +88,7 @@ class DataSettings(Strict):
     def _archive_datasets(cls, value: dict[str, ExtractLimitsSettings]) -> dict[str, ExtractLimitsSettings]:
         for name in value:
             if name not in dataset_registry.DATASETS:
-                raise ValueError(f"unknown dataset {name!r}; known: {', '.join(dataset_registry.DATASETS)}")
+                raise ValueError(unknown("dataset", name, dataset_registry.DATASETS))
             if not any(raw.archive for raw in dataset_registry.get(name).raw_files()):
                 raise ValueError(f"dataset {name!r} has no archive to extract")
         return value
@@ -97,18 +98,19 @@ def _dataset_settings(value: Any) -> dict[str, DatasetSettings]:
     """params.yaml `datasets`: one block per registered dataset, validated by that dataset's settings class."""
     if not isinstance(value, dict):
         raise ValueError("must be a mapping of dataset name -> settings")
-    unknown = [name for name in value if name not in dataset_registry.DATASETS]
-    if unknown:
-        raise ValueError(f"unknown datasets {unknown}; known: {', '.join(dataset_registry.DATASETS)}")
+    names = [name for name in value if name not in dataset_registry.DATASETS]
+    if names:
+        raise ValueError(unknown("datasets", names, dataset_registry.DATASETS))
     missing = [name for name in dataset_registry.DATASETS if name not in value]
     if missing:
         raise ValueError(f"no settings block for the registered datasets {missing}")
     out = {}
     for name, settings in value.items():
+        settings_class = dataset_registry.get(name).settings
         try:
-            out[name] = dataset_registry.get(name).settings.model_validate(settings)
+            out[name] = settings_class.model_validate(settings)
         except ValidationError as error:
-            raise ValueError("; ".join(_format(error, prefix=f"datasets.{name}"))) from None
+            raise ValueError("; ".join(_format(error, f"datasets.{name}", settings_class))) from None
     return out
 
 
@@ -149,9 +151,9 @@ class Budget(Strict):
     @field_validator("models")
     @classmethod
     def _known_models(cls, value: dict[str, ModelBudget]) -> dict[str, ModelBudget]:
-        unknown = [name for name in value if name not in model_registry.REGISTRY]
-        if unknown:
-            raise ValueError(f"unknown models {unknown}; known: {', '.join(model_registry.REGISTRY)}")
+        names = [name for name in value if name not in model_registry.REGISTRY]
+        if names:
+            raise ValueError(unknown("models", names, model_registry.REGISTRY))
         return value
 
 
@@ -243,17 +245,21 @@ class Params(Strict):
         out = {}
         for name, settings in value.items():
             if name not in model_registry.REGISTRY:
-                raise ValueError(f"{name!r} is not a registered model; known: {', '.join(model_registry.REGISTRY)}")
+                hint = did_you_mean(name, model_registry.REGISTRY)
+                raise ValueError(f"{name!r} is not a registered model{hint}; "
+                                 f"known: {', '.join(model_registry.REGISTRY)}")
+            settings_class = model_registry.REGISTRY[name].settings
             try:
-                out[name] = model_registry.REGISTRY[name].settings.model_validate(settings or {})
+                out[name] = settings_class.model_validate(settings or {})
             except ValidationError as error:
-                raise ValueError("; ".join(_format(error, prefix=f"models.{name}"))) from None
+                raise ValueError("; ".join(_format(error, f"models.{name}", settings_class))) from None
         return out
 
     @model_validator(mode="after")
     def _consistent(self) -> "Params":
         if self.preset not in self.presets:
-            raise ValueError(f"preset {self.preset!r} is not defined under presets ({', '.join(self.presets)})")
+            hint = did_you_mean(self.preset, self.presets)
+            raise ValueError(f"preset {self.preset!r} is not defined under presets{hint} ({', '.join(self.presets)})")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {self.seeds}")
         if len(set(self.regimes)) != len(self.regimes):
@@ -265,7 +271,7 @@ class Params(Strict):
             for key, budget in preset.budgets.items():
                 where = f"presets.{preset_name}.budgets.{key}"
                 if key != "default" and key not in dataset_registry.DATASETS:
-                    raise ValueError(f"{where}: unknown dataset {key!r}")
+                    raise ValueError(f"{where}: {unknown('dataset', key, dataset_registry.DATASETS)}")
                 chosen = {"": budget.tasks, **{f".models.{m}": b.tasks for m, b in budget.models.items()}}
                 for suffix, tasks in chosen.items():
                     if tasks is None:
@@ -273,12 +279,12 @@ class Params(Strict):
                     if key == "default":
                         raise ValueError(f"{where}{suffix}.tasks: tasks are chosen per dataset, not in default")
                     known = dataset_registry.task_names(key, self.datasets[key])
-                    unknown = [t for t in tasks if t not in known]
-                    if unknown:
-                        raise ValueError(f"{where}{suffix}.tasks: unknown tasks {unknown}; {key} has {known}")
+                    names = [t for t in tasks if t not in known]
+                    if names:
+                        raise ValueError(f"{where}{suffix}.tasks: {unknown('tasks', names, known)}")
             for key in preset.tune:
                 if key != "default" and key not in dataset_registry.DATASETS:
-                    raise ValueError(f"presets.{preset_name}.tune: unknown dataset {key!r}")
+                    raise ValueError(f"presets.{preset_name}.tune: {unknown('dataset', key, dataset_registry.DATASETS)}")
         return self
 
     # --- resolved views ----------------------------------------------------------------------------
@@ -363,8 +369,7 @@ def _check_jobs(jobs: Jobs, datasets: dict[str, DatasetSettings], where: str) ->
         job_group: JobGroup = getattr(jobs, group)
         for name in job_group.datasets:
             if name not in dataset_registry.DATASETS:
-                raise ValueError(f"{where}.{group}.datasets: unknown dataset {name!r}; "
-                                 f"known: {', '.join(dataset_registry.DATASETS)}")
+                raise ValueError(f"{where}.{group}.datasets: {unknown('dataset', name, dataset_registry.DATASETS)}")
             family = dataset_registry.get(name).family
             # data stages run once per dataset, from the list of its family (statistical reuses forecast's)
             if group != "statistical" and family != group:
@@ -378,7 +383,8 @@ def _check_jobs(jobs: Jobs, datasets: dict[str, DatasetSettings], where: str) ->
         job_group = getattr(jobs, group)
         for name in job_group.models:
             if name not in model_registry.REGISTRY:
-                raise ValueError(f"{where}.{group}.models: {name!r} is not a registered model; "
+                hint = did_you_mean(name, model_registry.REGISTRY)
+                raise ValueError(f"{where}.{group}.models: {name!r} is not a registered model{hint}; "
                                  f"known: {', '.join(model_registry.REGISTRY)}")
         for dataset in job_group.datasets:
             info = dataset_registry.get(dataset)
@@ -400,13 +406,16 @@ def _check_jobs(jobs: Jobs, datasets: dict[str, DatasetSettings], where: str) ->
         raise ValueError(f"{where}: {twice} appear in two groups (each job writes one run folder)")
 
 
-def _format(error: ValidationError, prefix: str = "") -> list[str]:
+def _format(error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> list[str]:
     lines = []
     for item in error.errors():
         loc = ".".join(str(part) for part in item["loc"])
         key = ".".join(part for part in (prefix, loc) if part)
         message = item["msg"].removeprefix("Value error, ")
         got = "" if item["type"] in ("missing", "value_error") else f" (got {item.get('input')!r})"
+        if item["type"] == "extra_forbidden" and item["loc"]:
+            hint = did_you_mean(str(item["loc"][-1]), allowed_keys(model or Params, item["loc"]))
+            got += f"; {hint.strip(' ()')}" if hint else ""
         # a nested validator's message already starts with the full key (models.<name>.<field>)
         nested = key and message.startswith(f"{key}.")
         lines.append(f"{key}: {message}{got}" if key and not nested else f"{message}{got}")
