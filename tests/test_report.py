@@ -139,7 +139,7 @@ def check_leaderboards(root: Path) -> int:
                 want = expected[(expected["model"] == row["model"]) & (expected["regime"] == regime)].iloc[0]
                 text, attrs = row[("mean", regime)]
                 assert float(attrs["data-value"]) == want["mean"] and text == F.mean_std(want["mean"], want["std"])
-                assert row[("mark", "")][1]["data-verdict"] == want["verdict"]
+                assert row[("mark", regime)][1]["data-verdict"] == want["verdict"]
                 checked += 1
     assert checked == len(summary.query("status == 'ok' and headline"))
     return len(parser.tables)

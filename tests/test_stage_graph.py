@@ -72,8 +72,23 @@ def edit(folder: Path, relative: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+TUNED = ("linear", "lstm", "seq2seq")  # the smoke projects' models with a search space
+ALL = ("naive", "linear", "lstm", "seq2seq")
+
+
 def train_outputs(models, datasets=("synthetic", "cta")) -> set[str]:
-    return {f"runs/{d}/{m}/protocol/seed0/metrics.json" for d in datasets for m in models}
+    """Each model's training jobs in both regimes (the tuned regime where the model has a search space)."""
+    return {f"runs/{d}/{m}/{r}/seed0/metrics.json" for d in datasets for m in models
+            for r in ("protocol", "tuned") if r == "protocol" or m in TUNED}
+
+
+def train_stages(models, datasets=("synthetic", "cta")) -> set[str]:
+    return {f"train-{d}-{m}-{r}-0" for d in datasets for m in models for r in ("protocol", "tuned")
+            if r == "protocol" or m in TUNED}
+
+
+def tunes(models, datasets=("synthetic", "cta"), dvc: bool = False) -> set[str]:
+    return {(f"tune-{d}-{m}" if dvc else f"tuned/{d}/{m}.yaml") for d in datasets for m in models if m in TUNED}
 
 
 def dvc_changed(folder: Path) -> set[str]:
@@ -86,10 +101,11 @@ def test_editing_the_recurrent_kernels_reruns_only_the_recurrent_models(snakemak
     edit(smk, "src/seqbench/models/cells.cpp", "#include", "// edited\n#include")
     plan = snakemake_plan(smk)
     assert planned_outputs(plan, "train") == train_outputs(RECURRENT)
-    assert {j.rule for j in plan} == {"train", "aggregate", "report", "all"}
+    assert planned_outputs(plan, "tune") == tunes(RECURRENT)  # the searches of those models too
+    assert {j.rule for j in plan} == {"tune", "configure", "train", "aggregate", "report", "all"}
     dvc = copy_of(dvc_project, tmp_path / "dvc")
     edit(dvc, "src/seqbench/models/cells.cpp", "#include", "// edited\n#include")
-    assert dvc_changed(dvc) == {f"train-{d}-{m}-protocol-0" for d in ("synthetic", "cta") for m in RECURRENT}
+    assert dvc_changed(dvc) == train_stages(RECURRENT) | tunes(RECURRENT, dvc=True)
 
 
 @pytest.mark.slow
@@ -98,14 +114,11 @@ def test_editing_the_window_code_reruns_features_and_every_forecast_job(snakemak
     edit(smk, "src/seqbench/windows.py", '"""', '"""Edited. ')
     plan = snakemake_plan(smk)
     assert planned_outputs(plan, "features") == {"data/features/synthetic", "data/features/cta"}
-    assert planned_outputs(plan, "train") == train_outputs(("naive", "linear", "lstm", "seq2seq"))
-    assert {j.rule for j in plan} == {"features", "train", "aggregate", "report", "all"}
+    assert planned_outputs(plan, "train") == train_outputs(ALL)
+    assert {j.rule for j in plan} == {"features", "tune", "configure", "train", "aggregate", "report", "all"}
     dvc = copy_of(dvc_project, tmp_path / "dvc")
     edit(dvc, "src/seqbench/windows.py", '"""', '"""Edited. ')
-    changed = dvc_changed(dvc)
-    assert {"features-synthetic", "features-cta"} <= changed
-    assert {name for name in changed if not name.startswith("features-")} == {
-        f"train-{d}-{m}-protocol-0" for d in ("synthetic", "cta") for m in ("naive", "linear", "lstm", "seq2seq")}
+    assert dvc_changed(dvc) == {"features-synthetic", "features-cta"} | train_stages(ALL) | tunes(ALL, dvc=True)
 
 
 @pytest.mark.slow
@@ -113,11 +126,11 @@ def test_editing_one_datasets_module_reruns_only_that_datasets_stages(snakemake_
     smk = copy_of(snakemake_project, tmp_path / "smk")
     edit(smk, "src/seqbench/datasets/cta.py", '"""', '"""Edited. ')
     plan = snakemake_plan(smk)
-    assert {j.rule for j in plan} == {"download", "standardize", "split", "features", "train", "aggregate", "report",
-                                      "all"}
-    for rule in ("download", "standardize", "split", "features", "train"):
+    assert {j.rule for j in plan} == {"download", "standardize", "split", "features", "tune", "configure", "train",
+                                      "aggregate", "report", "all"}
+    for rule in ("download", "standardize", "split", "features", "tune", "train"):
         assert all("/cta" in out for out in planned_outputs(plan, rule)), rule
-    assert planned_outputs(plan, "train") == train_outputs(("naive", "linear", "lstm", "seq2seq"), ("cta",))
+    assert planned_outputs(plan, "train") == train_outputs(ALL, ("cta",))
     dvc = copy_of(dvc_project, tmp_path / "dvc")
     edit(dvc, "src/seqbench/datasets/cta.py", '"""', '"""Edited. ')
     assert all("cta" in name for name in dvc_changed(dvc))
@@ -130,13 +143,16 @@ def test_editing_one_models_default_in_code_reruns_only_that_models_jobs(snakema
     edit(smk, "src/seqbench/models/settings.py", old, new)
     plan = snakemake_plan(smk, code_from=smk)  # the Snakefile resolves settings with the edited code
     assert planned_outputs(plan, "train") == train_outputs(("lstm",))
-    assert {j.rule for j in plan} == {"configure", "train", "aggregate", "report", "all"}
+    assert planned_outputs(plan, "tune") == tunes(("lstm",))  # its searches start from the protocol's settings
+    assert {j.rule for j in plan} == {"tune", "configure", "train", "aggregate", "report", "all"}
     dvc = copy_of(dvc_project, tmp_path / "dvc")
     edit(dvc, "src/seqbench/models/settings.py", old, new)
     ran = re.findall(r"Running stage '([^']+)'", sh(["dvc", "repro"], dvc, timeout=1500, code_from=dvc).stdout)
-    assert sorted(ran) == ["aggregate", "configure", "report", "train-cta-lstm-protocol-0",
-                           "train-synthetic-lstm-protocol-0"]
+    # DVC reruns every search (it hashes the schemas); those whose inputs did not change keep their file
+    assert set(ran) == {"aggregate", "configure", "report"} | train_stages(("lstm",)) | tunes(TUNED, dvc=True)
     assert json.loads((dvc / "config/cta/lstm/protocol.json").read_text())["model"]["units"] == 5
+    for model in ("linear", "seq2seq"):
+        assert (dvc / f"tuned/cta/{model}.yaml").read_text() == (dvc_project / f"tuned/cta/{model}.yaml").read_text()
 
 
 @pytest.mark.parametrize("stage_name", list(stages.STAGES))

@@ -107,9 +107,11 @@ def test_changing_one_model_reruns_only_its_jobs_and_the_report(snakemake_projec
     data["models"]["lstm"] = {"units": 7}
     write_params(folder, data)
     plan = snakemake_plan(folder)
-    assert planned_outputs(plan, "train") == {"runs/synthetic/lstm/protocol/seed0/metrics.json",
-                                              "runs/cta/lstm/protocol/seed0/metrics.json"}
-    assert {job.rule for job in plan} == {"configure", "train", "aggregate", "report", "all"}
+    # the tuned regime's lstm jobs too: their searches start from the protocol's settings
+    assert planned_outputs(plan, "train") == {f"runs/{d}/lstm/{r}/seed0/metrics.json" for d in ("synthetic", "cta")
+                                              for r in ("protocol", "tuned")}
+    assert planned_outputs(plan, "tune") == {"tuned/synthetic/lstm.yaml", "tuned/cta/lstm.yaml"}
+    assert {job.rule for job in plan} == {"tune", "configure", "train", "aggregate", "report", "all"}
 
 
 def test_changing_one_search_space_reruns_its_searches_its_tuned_jobs_and_the_report(snakemake_project, tmp_path):
@@ -135,17 +137,19 @@ def test_a_model_added_to_the_job_list_trains_only_its_own_jobs_in_snakemake(sna
     folder = copy_of(snakemake_project, tmp_path)
     with_model_added(folder, "gru")
     plan = snakemake_plan(folder)
-    assert planned_outputs(plan, "train") == {"runs/synthetic/gru/protocol/seed0/metrics.json",
-                                              "runs/cta/gru/protocol/seed0/metrics.json"}
-    assert {job.rule for job in plan} == {"configure", "train", "aggregate", "report", "all"}
+    assert planned_outputs(plan, "train") == {f"runs/{d}/gru/{r}/seed0/metrics.json" for d in ("synthetic", "cta")
+                                              for r in ("protocol", "tuned")}
+    assert planned_outputs(plan, "tune") == {"tuned/synthetic/gru.yaml", "tuned/cta/gru.yaml"}
+    assert {job.rule for job in plan} == {"tune", "configure", "train", "aggregate", "report", "all"}
 
 
 def test_a_model_added_to_the_job_list_trains_only_its_own_jobs_in_dvc(dvc_project, tmp_path):
     folder = copy_of(dvc_project, tmp_path)  # nothing recorded may depend on the folder's path
     with_model_added(folder, "gru")
     ran = re.findall(r"Running stage '([^']+)'", sh(["dvc", "repro"], folder, timeout=1500).stdout)
-    assert sorted(ran) == ["aggregate", "configure", "report", "train-cta-gru-protocol-0",
-                           "train-synthetic-gru-protocol-0"], ran
+    assert sorted(ran) == ["aggregate", "configure", "report", "train-cta-gru-protocol-0", "train-cta-gru-tuned-0",
+                           "train-synthetic-gru-protocol-0", "train-synthetic-gru-tuned-0", "tune-cta-gru",
+                           "tune-synthetic-gru"], ran
 
 
 def test_dvc_repro_completes_and_status_is_clean(dvc_project):

@@ -118,6 +118,11 @@ def relative(paths: list[Path]) -> list[str]:
     return [path.relative_to(source_root).as_posix() for path in paths]
 
 
+def schemas() -> list[Path]:
+    """The settings schemas' files (what TRACKED_BY_VALUE names)."""
+    return sorted(modules()[name] for name in TRACKED_BY_VALUE)
+
+
 def job_code(stage_module: str, dataset: str | None = None, model: str | None = None) -> list[Path]:
     """The code of one job: its stage module's closure and its own dataset's and model's plugins."""
     from seqbench import models

@@ -37,9 +37,7 @@ def _out(output: graph.Output, path: str) -> Any:
 def stage_entry(params: Params, job: graph.Job) -> dict[str, Any]:
     stage = job.stage
     entry: dict[str, Any] = {"cmd": graph.command(params, job)}
-    entry["deps"] = [*graph.code(job), *stage.inputs(params, job.wildcards)]
-    if stage.settings_file is not None:
-        entry["deps"].append(stage.settings_file(job.wildcards))
+    entry["deps"] = graph.dvc_deps(params, job)
     keys = graph.param_keys(params, job)
     if keys:
         entry["params"] = keys

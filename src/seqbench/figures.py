@@ -191,9 +191,9 @@ def board_html(b: L.Board, handling: dict) -> str:
             text = html.escape(F.mean_std(r["mean"], r["std"]))
             out += [cell(f"<b>{text}</b>" if r["verdict"] in ("best", "tied") else text, raw=True, field="mean",
                          regime=regime, value=repr(float(r["mean"])), std=repr(float(r["std"]))),
-                    cell(F.interval(r["ci95_low"], r["ci95_high"], r["mean"], r["std"]), field="ci",
+                    cell(F.interval(r["ci95_low"], r["ci95_high"], r["mean"], r["std"]), field="ci", regime=regime,
                          low=repr(float(r["ci95_low"])), high=repr(float(r["ci95_high"]))),
-                    cell(L.mark(r), field="mark", verdict=r["verdict"])]
+                    cell(L.mark(r), field="mark", regime=regime, verdict=r["verdict"])]
         first = next(iter(cells.values()))
         out += [cell(F.fmt(first["skill"]), field="skill"),
                 cell("/".join(str(cells[g]["n"]) for g in b.regimes if g in cells), field="n"),

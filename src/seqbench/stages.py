@@ -60,6 +60,9 @@ class Stage:
     params: tuple[str, ...] = ()  # params.yaml keys, templates over the wildcards and `preset`
     threads: Callable[[Params, dict[str, Any]], int] = lambda params, job: 1
     resolves_settings: bool = False  # turns settings schemas into values (its code includes them)
+    # DVC also hashes the settings schemas: a job whose resolved settings DVC has no file for (a search's
+    # starting settings) reruns when a default changes, and a search already done skips at once
+    schema_deps: bool = False
 
     def log(self) -> str:
         parts = [f"{{{w}}}" if w != "seed" else "seed{seed}" for w in self.wildcards]
@@ -96,9 +99,9 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     # records is not redone (seqbench.tune), so its file is kept when the job starts
     Stage("tune", "seqbench.tune", "python -m seqbench tune --dataset {dataset} --model {model} --threads {threads}",
           ("dataset", "model"), (Output(TUNED, cache=False, keep=True),),
-          lambda p, j: [f"data/features/{j['dataset']}"],
+          lambda p, j: [f"data/features/{j['dataset']}", TRACKING_MARKER],
           params=("search_spaces.{model}", "presets.{preset}", "datasets.{dataset}", "training", "models"),
-          threads=lambda p, j: p.training.threads[_group(p, j)]),
+          threads=lambda p, j: p.training.threads[_group(p, j)], schema_deps=True),
     Stage("configure", "seqbench.configure", "python -m seqbench configure", (),
           # one output per job; listed by `configure_outputs` (the job lists decide them)
           (), lambda p, j: ["params.yaml", *tuned_files(p)], resolves_settings=True),
@@ -177,6 +180,16 @@ def code(job: Job) -> list[str]:
     if job.stage.resolves_settings:  # every schema and default a job's settings come from
         return codedeps.relative(codedeps.closure(job.stage.module, follow_plugins=True, settings_by_value=False))
     return codedeps.relative(codedeps.job_code(job.stage.module, job.wildcards.get("dataset"), job.wildcards.get("model")))
+
+
+def dvc_deps(params: Params, job: Job) -> list[str]:
+    """What DVC hashes for a job: its code and data, and what Snakemake compares as values instead."""
+    deps = [*code(job), *job.stage.inputs(params, job.wildcards)]
+    if job.stage.settings_file is not None:
+        deps.append(job.stage.settings_file(job.wildcards))
+    if job.stage.schema_deps:
+        deps += [d for d in codedeps.relative(codedeps.schemas()) if d not in deps]
+    return deps
 
 
 def param_keys(params: Params, job: Job) -> list[str]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from seqbench import configure, tune
 from seqbench import stages as graph
 from seqbench.datasets import DATASETS
+from seqbench.errors import SeqbenchError
 from seqbench.models import REGISTRY
 from seqbench.params import REGIMES, parse_params, read_params_yaml
 from seqbench.paths import Layout
@@ -52,9 +53,10 @@ def settings_of(stage):
     def settings(wildcards):
         w = job_of(stage, wildcards).wildcards
         if stage.name == "train":
-            if w["regime"] == "tuned" and not LAYOUT.tuned(w["dataset"], w["model"]).is_file():
-                return "the search has not run yet"  # the job runs after it (its input), with params read then
-            return configure.config_json(configure.resolve(PARAMS, w["dataset"], w["model"], w["regime"], LAYOUT))
+            try:
+                return configure.config_json(configure.resolve(PARAMS, w["dataset"], w["model"], w["regime"], LAYOUT))
+            except SeqbenchError as error:  # a tuned job whose search is missing or stale: it runs after the
+                return f"search pending ({error})"  # search (its input), and resolves its settings then
         if stage.name == "tune":  # exactly what the search depends on: a wider trigger would rerun tuned jobs
             return json.dumps(tune.search_inputs(PARAMS, w["dataset"], w["model"]), sort_keys=True)
         return json.dumps(graph.param_values(PARAMS, job_of(stage, wildcards)), sort_keys=True)
