@@ -82,7 +82,8 @@ def snakemake_plan(folder: Path, *targets: str, code_from: Path | None = None) -
             jobs.append(PlannedJob(stripped.split()[1].rstrip(":")))
         elif jobs and stripped.startswith(("input:", "output:")):
             key, _, value = stripped.partition(":")
-            getattr(jobs[-1], key + "s").extend(v.strip() for v in value.split(","))
+            # a flagged output is shown with its flag: "tuned/x.yaml (update)"
+            getattr(jobs[-1], key + "s").extend(v.strip().removesuffix(" (update)") for v in value.split(","))
         elif jobs and stripped.startswith("Shell command:"):
             jobs[-1].shell = stripped.removeprefix("Shell command:").strip()
     return jobs
