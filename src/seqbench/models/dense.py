@@ -46,24 +46,29 @@ class LinearLS(nn.Module):
         self.register_buffer("bias", torch.zeros(task.horizon))
         self._xtx: Tensor | None = None  # (T + 1, T + 1): inputs with a column of ones for the bias
         self._xty: Tensor | None = None  # (T + 1, H)
-        self._rows = 0
+        self._rows = 0.0  # the rows' summed squared weights (their count when unweighted): the ridge's unit
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T, F_in) -> (B, H, F_out)
         series = x[..., self.targets].transpose(1, 2)  # (B, F_out, T)
         return (series @ self.weight.T + self.bias).transpose(1, 2)
 
-    def closed_form_accumulate(self, x: Tensor, y: Tensor) -> None:  # x (B, T, F_in), y (B, H, F_out)
+    def closed_form_accumulate(self, x: Tensor, y: Tensor, scale: Tensor | None = None) -> None:
+        """x (B, T, F_in), y (B, H, F_out); scale (B, 1, F_out), optional: each row's weight in the squared
+        error (the instance normalization's std), applied to the row and its targets alike."""
         rows = x[..., self.targets].transpose(1, 2).reshape(-1, x.shape[1]).double()  # (B*F_out, T)
         rows = torch.cat([rows, torch.ones_like(rows[:, :1])], 1)  # (B*F_out, T + 1)
         targets = y.transpose(1, 2).reshape(-1, y.shape[1]).double()  # (B*F_out, H)
+        if scale is not None:
+            weight = scale.transpose(1, 2).reshape(-1, 1).double()  # (B*F_out, 1)
+            rows, targets = rows * weight, targets * weight
         if self._xtx is None:
             self._xtx, self._xty = rows.new_zeros(rows.shape[1], rows.shape[1]), rows.new_zeros(rows.shape[1], targets.shape[1])
         self._xtx += rows.T @ rows
         self._xty += rows.T @ targets
-        self._rows += rows.shape[0]
+        self._rows += rows.shape[0] if scale is None else float(weight.square().sum())
 
     def closed_form_solve(self, ridge: float) -> None:
-        """Least squares with `ridge` x rows on the diagonal (the bias is not penalized)."""
+        """Least squares with `ridge` x (summed row weights) on the diagonal (the bias is not penalized)."""
         penalty = torch.eye(self._xtx.shape[0], dtype=self._xtx.dtype, device=self._xtx.device) * ridge * self._rows
         penalty[-1, -1] = 0.0
         solution = torch.linalg.lstsq(self._xtx + penalty, self._xty).solution  # (T + 1, H)

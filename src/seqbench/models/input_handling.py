@@ -52,8 +52,8 @@ class ChannelIndependent(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.merge(self.inner(self.split(x)), x.shape[0])
 
-    def closed_form_accumulate(self, x: Tensor, y: Tensor) -> None:  # y (B, H, F)
-        self.inner.closed_form_accumulate(self.split(x), self.split(y))
+    def closed_form_accumulate(self, x: Tensor, y: Tensor, scale: Tensor | None = None) -> None:  # y (B, H, F)
+        self.inner.closed_form_accumulate(self.split(x), self.split(y), None if scale is None else self.split(scale))
 
     def closed_form_solve(self, ridge: float) -> None:
         self.inner.closed_form_solve(ridge)
@@ -104,8 +104,12 @@ class InstanceNorm(nn.Module):
             raise TrainingError("instance_norm revin_affine has learned parameters: a closed-form fit cannot "
                                 "use it; choose instance_norm none or revin")
         mean, std = self.statistics(x)
-        z_y = (y - self._target_stats(mean, y.ndim)) / self._target_stats(std, y.ndim)
-        self.inner.closed_form_accumulate(self.normalize(x, mean, std), z_y)
+        target_std = self._target_stats(std, y.ndim)  # (B, 1, F_out)
+        z_y = (y - self._target_stats(mean, y.ndim)) / target_std
+        # The forecast is std * (inner output) + mean, so its squared error is std^2 times the error in the
+        # normalized space: each row weighs by its window's std, and the fit minimizes the de-normalized
+        # MSE, the loss the learned models train on (unweighted, a nearly flat window's huge z_y dominates).
+        self.inner.closed_form_accumulate(self.normalize(x, mean, std), z_y, target_std)
 
     def closed_form_solve(self, ridge: float) -> None:
         self.inner.closed_form_solve(ridge)
