@@ -2,9 +2,10 @@
 
     python bench/workflow_times.py [LOG ...] [--top 5]
 
-LOG defaults to the newest .snakemake/log/*.snakemake.log; several logs (a run stopped and resumed)
-add up: the wall time is the sum of each invocation's span, and a job finished in more than one
-invocation counts with its last run. Each job's start and end are the
+LOG defaults to the newest .snakemake/log/*.snakemake.log; several logs (a run stopped and resumed, or
+invocations side by side on disjoint targets) add up: the wall time is the union of the invocations'
+spans (time two of them ran at once counts once), and a job finished in more than one invocation counts
+with its last run. Each job's start and end are the
 timestamps Snakemake prints (one-second resolution) before "rule X:" and "Finished jobid: N". Per
 family: jobs, the sum of job seconds (work) and the span from the first start to the last end (wall,
 families overlap when jobs run side by side). Train jobs are grouped by the model's family (the
@@ -63,8 +64,21 @@ def family_of(job: dict) -> str:
     return "report" if job["rule"] in ("aggregate", "report") else job["rule"]
 
 
+def union_seconds(intervals: list[tuple[datetime, datetime]]) -> float:
+    """Seconds covered by at least one of the (start, end) intervals."""
+    total, covered_until = 0.0, None
+    for start, end in sorted(intervals):
+        if covered_until is not None and start < covered_until:
+            start = covered_until
+        if end > start:
+            total += (end - start).total_seconds()
+        covered_until = end if covered_until is None else max(covered_until, end)
+    return total
+
+
 def summarize(invocations: list[list[dict]], top: int) -> dict:
-    spans = [(max(j["end"] for j in jobs) - min(j["start"] for j in jobs)).total_seconds() for jobs in invocations]
+    bounds = [(min(j["start"] for j in jobs), max(j["end"] for j in jobs)) for jobs in invocations]
+    spans = [(end - start).total_seconds() for start, end in bounds]
     last_run = {(job["rule"], tuple(sorted(job["wildcards"].items()))): job for jobs in invocations for job in jobs}
     jobs = list(last_run.values())
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -76,7 +90,7 @@ def summarize(invocations: list[list[dict]], top: int) -> dict:
                 for name, members in sorted(groups.items())]
     slowest = sorted(jobs, key=lambda j: -j["seconds"])[:top]
     return {"start": min(j["start"] for j in jobs).isoformat(), "end": max(j["end"] for j in jobs).isoformat(),
-            "wall_seconds": sum(spans), "invocation_seconds": spans, "jobs": len(jobs), "families": families,
+            "wall_seconds": union_seconds(bounds), "invocation_seconds": spans, "jobs": len(jobs), "families": families,
             "slowest": [{"rule": j["rule"], **j["wildcards"], "seconds": j["seconds"]} for j in slowest]}
 
 
@@ -86,7 +100,8 @@ def minutes(seconds: float) -> str:
 
 def markdown(summary: dict, log: str) -> str:
     parts = summary["invocation_seconds"]
-    split = f" ({' + '.join(minutes(s) for s in parts)} in {len(parts)} invocations)" if len(parts) > 1 else ""
+    split = (f" (the union of {len(parts)} invocations' spans: {', '.join(minutes(s) for s in parts)})"
+             if len(parts) > 1 else "")
     lines = ["# Wall time of the run, from its Snakemake log\n",
              f"`python bench/workflow_times.py {log}`: {summary['jobs']} jobs from {summary['start']} to "
              f"{summary['end']} (local time of the log): **{minutes(summary['wall_seconds'])}** wall{split}.\n",
