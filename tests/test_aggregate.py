@@ -325,3 +325,24 @@ def test_published_reasons_name_no_absolute_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     reason = f"in no mirror folder (searched: {tmp_path.parent / 'mirror'}) nor at https://example.org/a.zip"
     assert results.portable(reason) == "in no mirror folder (searched: ../mirror) nor at https://example.org/a.zip"
+
+
+def test_each_rows_input_handling_is_read_from_the_settings_its_job_recorded(tmp_path):
+    """The transformer keeps its input handling in a nested `forecast` block; 'none' is global normalization."""
+    from seqbench.params import load_params
+    from seqbench.results import Job, input_handling
+
+    root = Path(__file__).resolve().parents[1]
+    params = load_params(root / "params.yaml")
+    recorded = {
+        "transformer": {"forecast": {"instance_norm": "revin", "channel_independent": True, "d_model": 32}},
+        "gru": {"instance_norm": "none", "channel_independent": False, "units": 64},
+        "linear": {"instance_norm": "revin_affine", "channel_independent": True},
+    }
+    jobs = [Job("etth1", model, 0, "protocol", tmp_path, {"settings": settings}, "ok")
+            for model, settings in recorded.items()]
+    jobs.append(Job("etth1", "naive", 0, "protocol", tmp_path, {}, "ok"))  # no settings: the model's defaults
+    found = {model: (h["instance_norm"], h["channel_independent"])
+             for (_, model, _), h in input_handling(params, jobs).items()}
+    assert found == {"transformer": (True, True), "gru": (False, False), "linear": (True, True),
+                     "naive": (False, False)}

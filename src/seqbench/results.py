@@ -20,6 +20,7 @@ import pandas as pd
 from seqbench import datasets as dataset_registry
 from seqbench.errors import DataError
 from seqbench.io import read_json
+from seqbench.models.settings import forecast_input
 from seqbench.params import Params
 from seqbench.paths import Layout
 
@@ -226,12 +227,24 @@ def input_handling(params: Params, jobs: list[Job]) -> dict[tuple[str, str, str]
         if job.status != "ok" or key in out:
             continue
         recorded = job.metrics.get("settings")
-        defaults = params.model_settings(job.model)
-        pick = (lambda name: bool(recorded.get(name, getattr(defaults, name, False)))) if recorded else \
-            (lambda name: bool(getattr(defaults, name, False)))
-        out[key] = {"instance_norm": pick("instance_norm"), "channel_independent": pick("channel_independent"),
+        handling = recorded_forecast_input(recorded) if recorded else None
+        if handling is None:
+            defaults = forecast_input(params.model_settings(job.model))
+            handling = defaults.model_dump() if defaults is not None else {}
+        norm = handling.get("instance_norm", "none")
+        out[key] = {"instance_norm": bool(norm) and norm != "none",
+                    "channel_independent": bool(handling.get("channel_independent", False)),
                     "settings": recorded}
     return out
+
+
+def recorded_forecast_input(settings: dict) -> dict | None:
+    """The input handling fields of a metrics.json "settings" dict: at its top level, or in its `forecast`
+    block (the transformer's), as models.settings.forecast_input finds them; None where neither holds them."""
+    for block in (settings, settings.get("forecast")):
+        if isinstance(block, dict) and "instance_norm" in block:
+            return block
+    return None
 
 
 def per_horizon(jobs: list[Job], dataset: str, task: str, split: str,
