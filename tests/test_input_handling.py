@@ -203,6 +203,30 @@ def test_linear_ls_with_instance_norm_minimizes_the_error_of_the_forecast_itself
     assert float(bias.grad.abs().max()) < 1e-6 * scale
 
 
+def test_linear_ls_with_instance_norm_is_the_same_map_whatever_the_rounding():
+    """Without a ridge, instance normalization makes the normal equations singular (each normalized window sums
+    to zero, so a constant added to a row of the map changes no forecast). Another machine's rounding (1e-12 of
+    the matrix, symmetric: what summing 10^4 windows in float64 leaves) must not change the map: the fit is the
+    minimum-norm one, each row of the map summing to zero, not whichever one a solver's rank guess picks (the
+    previous lstsq solve moved by 0.16 here)."""
+    rng = np.random.default_rng(1)
+    series = np.cumsum(rng.normal(size=(300, 2)), axis=0)
+    task = ForecastTask("h6", LOOKBACK, HORIZON, ("a", "b"), ("a", "b"))
+    model = REGISTRY["linear_ls"].build(task, with_forecast_input(REGISTRY["linear_ls"].settings(),
+                                                                  instance_norm="revin")).double()
+    starts = np.arange(0, 300 - LOOKBACK - HORIZON)
+    model.closed_form_accumulate(torch.as_tensor(np.stack([series[s:s + LOOKBACK] for s in starts])),
+                                 torch.as_tensor(np.stack([series[s + LOOKBACK:s + LOOKBACK + HORIZON] for s in starts])))
+    inner = next(m for m in model.modules() if type(m).__name__ == "LinearLS")
+    model.closed_form_solve(0.0)
+    fitted = inner.weight.clone()
+    np.testing.assert_allclose(fitted.sum(1).numpy(), 0.0, atol=1e-9)
+    noise = torch.as_tensor(rng.normal(size=inner._xtx.shape)) * 1e-12 * inner._xtx.abs().max()
+    inner._xtx += noise + noise.T
+    model.closed_form_solve(0.0)
+    np.testing.assert_allclose(inner.weight.numpy(), fitted.numpy(), atol=1e-9)
+
+
 def test_a_closed_form_fit_refuses_a_learned_affine():
     task = ForecastTask("t", LOOKBACK, HORIZON, ("a",), ("a",))
     model = REGISTRY["linear_ls"].build(

@@ -68,12 +68,19 @@ class LinearLS(nn.Module):
         self._rows += rows.shape[0] if scale is None else float(weight.square().sum())
 
     def closed_form_solve(self, ridge: float) -> None:
-        """Least squares with `ridge` x (summed row weights) on the diagonal (the bias is not penalized)."""
-        penalty = torch.eye(self._xtx.shape[0], dtype=self._xtx.dtype, device=self._xtx.device) * ridge * self._rows
+        """Least squares with `ridge` x (summed row weights) on the diagonal (the bias is not penalized).
+
+        Without a ridge the normal equations are singular under instance normalization: every normalized window
+        sums to zero, so adding one constant to a row of the map changes no forecast. A solver that decides the
+        rank from rounding noise then returns a different map on each machine (and CUDA's lstsq assumes full
+        rank), so the minimum-norm solution is taken explicitly, on the CPU: a pseudo-inverse that drops the
+        directions whose eigenvalue is below 1e-10 of the largest."""
+        gram, moments = self._xtx.cpu(), self._xty.cpu()
+        penalty = torch.eye(gram.shape[0], dtype=gram.dtype) * ridge * self._rows
         penalty[-1, -1] = 0.0
-        solution = torch.linalg.lstsq(self._xtx + penalty, self._xty).solution  # (T + 1, H)
-        self.weight.copy_(solution[:-1].T.to(self.weight.dtype))
-        self.bias.copy_(solution[-1].to(self.bias.dtype))
+        solution = torch.linalg.pinv(gram + penalty, rtol=1e-10, hermitian=True) @ moments  # (T + 1, H)
+        self.weight.copy_(solution[:-1].T.to(self.weight))
+        self.bias.copy_(solution[-1].to(self.bias))
 
 
 def build_linear_ls(task: ForecastTask, settings: S.LinearLSSettings) -> nn.Module:
