@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -48,23 +49,31 @@ def smoke_mirror(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def snakemake_project(project_root, smoke_mirror, tmp_path_factory) -> Path:
-    """The shrunk smoke workload, finished by a plain `snakemake` (the default profile applies)."""
+def finished_projects(project_root, smoke_mirror, tmp_path_factory) -> dict[str, Path]:
+    """The shrunk smoke workload finished twice, side by side: by a plain `snakemake` (the default profile
+    applies) and by `dvc repro` in a git repository. DVC runs one stage at a time, so alone it would leave
+    a core idle for minutes."""
     from workflow_tools import sh, smoke_project
 
-    folder = smoke_project(project_root, tmp_path_factory.mktemp("smk") / "project", smoke_mirror)
-    # 4 parallel jobs against an empty store: first-time MLflow initialization must not race
-    sh(["snakemake", "--cores", "4"], folder)
-    return folder
+    smk = smoke_project(project_root, tmp_path_factory.mktemp("smk") / "project", smoke_mirror)
+    dvc = smoke_project(project_root, tmp_path_factory.mktemp("dvc") / "project", smoke_mirror)
+    sh(["git", "init", "-q"], dvc)
+    sh(["dvc", "init", "-q"], dvc)
+    with ThreadPoolExecutor(2) as pool:
+        # 4 parallel jobs against an empty store: first-time MLflow initialization must not race
+        runs = [pool.submit(sh, ["snakemake", "--cores", "4"], smk), pool.submit(sh, ["dvc", "repro"], dvc, 1500)]
+        for run in runs:
+            run.result()
+    return {"snakemake": smk, "dvc": dvc}
 
 
 @pytest.fixture(scope="session")
-def dvc_project(project_root, smoke_mirror, tmp_path_factory) -> Path:
-    """The same workload, finished by `dvc repro` in a git repository."""
-    from workflow_tools import sh, smoke_project
+def snakemake_project(finished_projects) -> Path:
+    """The smoke workload finished by a plain `snakemake`."""
+    return finished_projects["snakemake"]
 
-    folder = smoke_project(project_root, tmp_path_factory.mktemp("dvc") / "project", smoke_mirror)
-    sh(["git", "init", "-q"], folder)
-    sh(["dvc", "init", "-q"], folder)
-    sh(["dvc", "repro"], folder, timeout=1500)
-    return folder
+
+@pytest.fixture(scope="session")
+def dvc_project(finished_projects) -> Path:
+    """The same workload finished by `dvc repro`."""
+    return finished_projects["dvc"]
