@@ -141,11 +141,18 @@ def test_no_statistic_reads_a_target_step(name):
 
 
 # --- linear_ls ------------------------------------------------------------------------------------
+def window_arrays(series: np.ndarray, starts, lookback: int = LOOKBACK,
+                  horizon: int = HORIZON) -> tuple[np.ndarray, np.ndarray]:
+    """(N, lookback, F), (N, horizon, F): the input and target windows starting at `starts`."""
+    x = np.stack([series[s:s + lookback] for s in starts])
+    y = np.stack([series[s + lookback:s + lookback + horizon] for s in starts])
+    return x, y
+
+
 def windows_of(series: np.ndarray, starts, lookback: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """(N*F, lookback), (N*F, horizon): each variable's window a row, as Zeng et al.'s Linear reads it."""
-    x = np.stack([series[s:s + lookback] for s in starts]).transpose(0, 2, 1).reshape(-1, lookback)
-    y = np.stack([series[s + lookback:s + lookback + horizon] for s in starts]).transpose(0, 2, 1).reshape(-1, horizon)
-    return x, y
+    x, y = window_arrays(series, starts, lookback, horizon)
+    return x.transpose(0, 2, 1).reshape(-1, lookback), y.transpose(0, 2, 1).reshape(-1, horizon)
 
 
 def numpy_least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -159,8 +166,7 @@ def test_linear_ls_without_ridge_is_the_least_squares_solution():
     task = ForecastTask("h6", LOOKBACK, HORIZON, ("a", "b", "c"), ("a", "b", "c"))
     starts = np.arange(0, 400 - LOOKBACK - HORIZON)
     model = REGISTRY["linear_ls"].build(task, REGISTRY["linear_ls"].settings())
-    x = torch.as_tensor(np.stack([series[s:s + LOOKBACK] for s in starts]), dtype=torch.float32)
-    y = torch.as_tensor(np.stack([series[s + LOOKBACK:s + LOOKBACK + HORIZON] for s in starts]), dtype=torch.float32)
+    x, y = (torch.as_tensor(a, dtype=torch.float32) for a in window_arrays(series, starts))
     for chunk in range(0, len(starts), 100):  # streamed in pieces, as the training loop does
         model.closed_form_accumulate(x[chunk:chunk + 100], y[chunk:chunk + 100])
     model.closed_form_solve(0.0)
@@ -184,8 +190,7 @@ def test_linear_ls_with_instance_norm_minimizes_the_error_of_the_forecast_itself
                                    channel_independent=channel_independent)
     model = REGISTRY["linear_ls"].build(task, settings).double()
     starts = np.arange(0, 300 - LOOKBACK - HORIZON)
-    x = torch.as_tensor(np.stack([series[s:s + LOOKBACK] for s in starts]))
-    y = torch.as_tensor(np.stack([series[s + LOOKBACK:s + LOOKBACK + HORIZON] for s in starts]))
+    x, y = map(torch.as_tensor, window_arrays(series, starts))
     model.closed_form_accumulate(x, y)
     model.closed_form_solve(0.0)
     inner = next(m for m in model.modules() if type(m).__name__ == "LinearLS")
@@ -215,8 +220,7 @@ def test_linear_ls_with_instance_norm_is_the_same_map_whatever_the_rounding():
     model = REGISTRY["linear_ls"].build(task, with_forecast_input(REGISTRY["linear_ls"].settings(),
                                                                   instance_norm="revin")).double()
     starts = np.arange(0, 300 - LOOKBACK - HORIZON)
-    model.closed_form_accumulate(torch.as_tensor(np.stack([series[s:s + LOOKBACK] for s in starts])),
-                                 torch.as_tensor(np.stack([series[s + LOOKBACK:s + LOOKBACK + HORIZON] for s in starts])))
+    model.closed_form_accumulate(*map(torch.as_tensor, window_arrays(series, starts)))
     inner = next(m for m in model.modules() if type(m).__name__ == "LinearLS")
     model.closed_form_solve(0.0)
     fitted = inner.weight.clone()
