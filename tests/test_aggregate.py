@@ -261,7 +261,7 @@ def test_tables_from_before_regimes_read_as_protocol(tmp_path):
 
 
 def test_the_committed_results_are_accepted_and_give_no_verdict_without_predictions():
-    """reports/results.csv of the last real run (no regime column; its run folders are not in git): every
+    """reports/results.csv of the last real run (both regimes; its run folders are not in git): every
     table is summarized, every interval stays in range, and with 3 seeds and no per-example losses no
     entry is called tied or worse."""
     from seqbench.params import load_params
@@ -270,7 +270,7 @@ def test_the_committed_results_are_accepted_and_give_no_verdict_without_predicti
     params = load_params(root / "params.yaml")
     table = results.read_table(Layout(root), "results")
     summary = S.summary_table(table, {d: results.task_meta(params, d) for d in results.dataset_order(params)})
-    assert set(summary["regime"]) == {"protocol"} and set(summary["verdict"]) == {"best", "untested"}
+    assert set(summary["regime"]) == {"protocol", "tuned"} and set(summary["verdict"]) == {"best", "untested"}
     errors = summary[summary["metric"].isin(sorted(stats.LOWER_IS_BETTER))]
     assert (errors["ci95_low"] >= 0).all()
     cta = summary.query("dataset == 'cta' and task == 'next_day' and split == 'val' and metric == 'mae'")
