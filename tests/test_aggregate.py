@@ -215,7 +215,8 @@ def test_regimes_side_by_side_and_lookback_searched_on_validation(tmp_path):
     board = (tmp_path / "reports/leaderboard.md").read_text()
     assert "#### h96 · test mse · look-back searched on validation" in board
     assert "| protocol: mean ± std | 95% CI | vs best | tuned: mean ± std |" in board
-    assert "- tuned settings: rnn: lr 0.003, instance_norm True; linear: lr 0.003, instance_norm True" in board
+    assert ("- tuned settings (where they differ from the protocol's): rnn: lr 0.003, instance_norm True; "
+            "linear: lr 0.003, instance_norm True") in board
     assert "| 3/3 | global norm, channels mixed / instance norm, channels mixed |" in board
     # a tuned job of a parameter-free model: missing, if the job list has one at all
     expected = {(j.dataset, j.model, j.seed) for j in params.train_jobs() if j.regime == "tuned" and j.model not in TRAINED}
@@ -346,3 +347,20 @@ def test_each_rows_input_handling_is_read_from_the_settings_its_job_recorded(tmp
              for (_, model, _), h in input_handling(params, jobs).items()}
     assert found == {"transformer": (True, True), "gru": (False, False), "linear": (True, True),
                      "naive": (False, False)}
+
+
+def test_tuned_settings_list_what_the_search_changed():
+    """Only the leaves that differ from the protocol's recorded settings, floats to 3 digits: the settings
+    the search left alone (a nested text block, an unset epoch cap, a ridge grid) are not repeated."""
+    from seqbench.leaderboard import settings_text
+
+    protocol = {"lr": 0.0005, "max_epochs": None, "ridge": [0.0, 0.1], "text": {"ff": 32},
+                "forecast": {"d_model": 32, "instance_norm": "none", "channel_independent": True}}
+    tuned = {"lr": 0.0019313802238648764, "max_epochs": None, "ridge": [0.0, 0.1], "text": {"ff": 32},
+             "forecast": {"d_model": 64, "instance_norm": "revin", "channel_independent": True}}
+    handling = {("etth1", "transformer", "protocol"): {"settings": protocol},
+                ("etth1", "transformer", "tuned"): {"settings": tuned},
+                ("etth1", "rnn", "tuned"): {"settings": {"units": 89, "lr": 0.01}}}
+    assert settings_text(handling, "etth1", "transformer", "tuned") == "lr 0.00193, d_model 64, instance_norm revin"
+    assert settings_text(handling, "etth1", "rnn", "tuned") == "units 89, lr 0.01"  # no protocol record: all of them
+    assert settings_text(handling, "etth1", "gru", "tuned") == ""

@@ -171,9 +171,28 @@ def input_text(handling: dict, dataset: str, model: str, regimes) -> str:
     return " / ".join(dict.fromkeys(texts)) if len(set(texts)) > 1 else (texts[0] if texts else "–")
 
 
+def _leaves(settings: dict) -> dict[str, object]:
+    """A recorded settings dict flattened to its leaves; a block's keys (the transformer's `forecast`)
+    keep their own names, as the search space names them."""
+    out: dict[str, object] = {}
+    for key, value in settings.items():
+        out.update(_leaves(value) if isinstance(value, dict) else {key: value})
+    return out
+
+
+def _setting(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def settings_text(handling: dict, dataset: str, model: str, regime: str) -> str:
+    """The settings a regime's jobs recorded that differ from the protocol's (all of them where the
+    protocol recorded none): for the tuned regime, what the search changed."""
     recorded = (handling.get((dataset, model, regime)) or {}).get("settings")
-    return ", ".join(f"{k} {v}" for k, v in recorded.items()) if recorded else ""
+    if not recorded:
+        return ""
+    protocol = _leaves((handling.get((dataset, model, "protocol")) or {}).get("settings") or {})
+    changed = {k: v for k, v in _leaves(recorded).items() if v is not None and (k not in protocol or protocol[k] != v)}
+    return ", ".join(f"{k} {_setting(v)}" for k, v in changed.items())
 
 
 def boards_for(summary: pd.DataFrame, params: Params, dataset: str) -> list[tuple[str, list[Board]]]:
@@ -227,7 +246,7 @@ def board_markdown(b: Board, handling: dict) -> list[str]:
     tuned = [f"{m}: {settings_text(handling, b.dataset, m, 'tuned')}" for m, cells in b.rows
              if "tuned" in cells and settings_text(handling, b.dataset, m, "tuned")]
     if tuned:
-        lines.append(f"- tuned settings: {'; '.join(tuned)}")
+        lines.append(f"- tuned settings (where they differ from the protocol's): {'; '.join(tuned)}")
     return lines + ([""] if b.reasons or tuned else [])
 
 
