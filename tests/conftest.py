@@ -18,6 +18,18 @@ def project_root() -> Path:
     return ROOT
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module (pytest.mark.usefixtures): tiny tensors gain nothing from intra-op
+    threads, and the test machine is shared."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture()
 def params_dict() -> dict:
     """A fresh copy of the real params.yaml as a dict, to shrink or break in a test."""

@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +13,7 @@ import pytest
 
 from seqbench import aggregate, report, results, tracking
 from seqbench.paths import Layout
+from mlflow_server import Server
 from test_aggregate import SEEDS, make_project
 from test_report import copy_report_files
 
@@ -34,12 +30,6 @@ pytestmark = [
 ]
 sync_playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install "
                                       "-e '.[dev]')").sync_playwright
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _api(base: str, path: str, body: dict | None = None) -> dict:
@@ -83,35 +73,10 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(store):
     root, _ = store
-    port = _free_port()
-    log = open(root / "mlflow-server.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start: {(root / 'mlflow-server.log').read_text()[-2000:]}")
-            time.sleep(1)
-        yield base
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)  # the server's own session: its workers end with it
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        log.close()
+    srv = Server(root, backend=root / "mlflow.db")
+    srv.start()
+    yield srv.uri
+    srv.stop()
 
 
 def _runs(base: str, experiment_id: str) -> list[dict]:

@@ -24,12 +24,7 @@ HANDLED = [name for name, entry in REGISTRY.items()
            if "forecast_multi" in entry.kinds and forecast_input(entry.settings()) is not None]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny tensors, one torch thread
 
 
 def build(name: str, task: ForecastTask, instance_norm: str, channel_independent: bool, seed: int = 0):

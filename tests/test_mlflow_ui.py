@@ -5,12 +5,6 @@ columns, the training cost, and the seed runs grouped by model."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,6 +12,7 @@ import pytest
 from seqbench import tracking, tracking_ui
 from seqbench.params import parse_params
 from seqbench.paths import Layout
+from mlflow_server import Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -78,37 +73,10 @@ def params_dict_module():
 @pytest.fixture(scope="module")
 def server(store):
     root, _ = store
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = open(root / "mlflow-server.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start: {(root / 'mlflow-server.log').read_text()[-2000:]}")
-            time.sleep(1)
-        yield base
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        log.close()
+    srv = Server(root, backend=root / "mlflow.db")
+    srv.start()
+    yield srv.uri
+    srv.stop()
 
 
 def test_printed_link_opens_the_runs_table_with_the_primary_metric(store, server, tmp_path):

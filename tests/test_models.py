@@ -24,13 +24,7 @@ CASES = [pytest.param(name, kind, id=f"{name}-{kind}") for name, entry in REGIST
 FORECASTERS = [name for name, entry in REGISTRY.items() if "forecast_multi" in entry.kinds]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny tensors, one torch thread
 
 
 def tiny_task(name: str, kind: str):

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import polars as pl
@@ -23,47 +20,10 @@ from seqbench import download, features, split, standardize, tracking
 from seqbench.params import parse_params
 from seqbench.paths import Layout
 from seqbench.tracking_buffer import SPOOL_NAME
+from mlflow_server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-class Server:
-    """`mlflow server` over an SQLite backend in `folder`, on a fixed port it keeps across restarts."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            return  # already serving
-        log = open(self.folder / "server.log", "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.folder / 'backend.db'}"],
-            cwd=self.folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start: {(self.folder / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-
-    def kill(self) -> None:
-        """SIGKILL the server and its workers: a crash, not a shutdown."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from seqbench.models import REGISTRY, ModelEntry
 from seqbench.params import parse_params
 from seqbench.paths import Layout
 from seqbench.tasks import ForecastTask
+from workflow_tools import set_keys
 
 TIMING = ("train_seconds", "seconds_per_epoch")
 
@@ -48,13 +49,7 @@ def smoke_params(params_dict: dict, **changes) -> dict:
     models["mlp"] = {"hidden": [16], "dropout": 0.3}  # dropout: the global RNG matters
     models["textcnn"] = {"embed_dim": 8, "filters": 4, "kernel_sizes": [3], "dropout": 0.5}
     models["char_gru"] = {"embed_dim": 8, "units": 16}
-    for key, value in changes.items():
-        node = params_dict
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[last] = value
-    return params_dict
+    return set_keys(params_dict, changes)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from seqbench import configure, download, features, split, standardize, tracking
 from seqbench.errors import SeqbenchError
 from seqbench.params import ParamsError, parse_params
 from seqbench.paths import Layout
+from workflow_tools import set_keys
 
 pytestmark = pytest.mark.slow
 
@@ -29,13 +30,7 @@ def smoke(params_dict: dict, **changes) -> dict:
     params_dict["preset"] = "smoke"
     for key in ("jobs", "seeds", "regimes"):
         params_dict[key] = params_dict["presets"]["smoke"][key]
-    for key, value in changes.items():
-        node = params_dict
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[last] = value
-    return params_dict
+    return set_keys(params_dict, changes)
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,17 @@ def sh(args: list[str], cwd: Path, timeout: int = 900, code_from: Path | None = 
     return result
 
 
+def set_keys(params_dict: dict, changes: dict) -> dict:
+    """params_dict with each dotted key of `changes` (`training.threads.forecast`) set to its value."""
+    for key, value in changes.items():
+        node = params_dict
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return params_dict
+
+
 def write_params(folder: Path, data: dict) -> None:
     """A project's new params.yaml, and its dvc.yaml regenerated for the new job lists (the CLI's way)."""
     (folder / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
