@@ -364,3 +364,23 @@ def test_tuned_settings_list_what_the_search_changed():
     assert settings_text(handling, "etth1", "transformer", "tuned") == "lr 0.00193, d_model 64, instance_norm revin"
     assert settings_text(handling, "etth1", "rnn", "tuned") == "units 89, lr 0.01"  # no protocol record: all of them
     assert settings_text(handling, "etth1", "gru", "tuned") == ""
+
+
+def test_ranks_across_tasks_leave_out_incomplete_entries_once_per_reason():
+    """Friedman needs complete blocks: entries missing a task are left out, and the tuned entries that miss
+    the same tasks share one line instead of one line each."""
+    from seqbench import ranking
+
+    rows = []
+    for task, scale in (("h96", 1.0), ("h336", 1.3), ("h720", 1.6)):
+        for model, error in (("linear", 0.40), ("gru", 0.42), ("mlp", 0.45), ("naive", 1.2)):
+            rows.append(("etth1", task, model, "protocol", error * scale))
+        if task == "h96":
+            rows += [("etth1", task, "gru", "tuned", 0.39), ("etth1", task, "mlp", "tuned", 0.41)]
+    rows.append(("etth1", "h336", "linear", "tuned", 0.5))
+    summary = pd.DataFrame(rows, columns=["dataset", "task", "model", "regime", "mean"]).assign(
+        group=lambda d: d["task"], status="ok", selection="", headline=True, family="forecast", metric="mse")
+    result = ranking.across_tasks(summary, "forecast", ("forecast",))
+    assert result.entries == ["linear", "gru", "mlp", "naive"] and result.avg_ranks == [1.0, 2.0, 3.0, 4.0]
+    assert result.excluded_by_reason() == ["gru (tuned), mlp (tuned) (no result on etth1 · h336, etth1 · h720)",
+                                           "linear (tuned) (no result on etth1 · h96, etth1 · h720)"]

@@ -159,7 +159,7 @@ def show_overview(rep: Report) -> None:
                                      f"(Friedman p = {F.pvalue(result.p_value)})"),
                     f"critical-difference diagram of the {result.name} tasks: {text[:400]}")
         if result.excluded:
-            left = "; ".join(f"{m} ({why})" for m, why in result.excluded.items())
+            left = "; ".join(result.excluded_by_reason())
             display(HTML(f"<p class='cd-excluded'>Left out of the ranks: {html.escape(left)}</p>"))
     display(HTML(f"<p class='statistics'>{html.escape(L.statistics_note(len(rep.params.seeds)))}</p>"))
 

@@ -302,7 +302,7 @@ def across_markdown(result: ranking.AcrossTasks) -> list[str]:
             for i, (e, r) in enumerate(zip(result.entries, result.avg_ranks))]
     lines += _md_table(["#", "model", "average rank", "not different from (same letter)"], rows)
     if result.excluded:
-        lines += [f"- left out: {m} ({why})" for m, why in result.excluded.items()] + [""]
+        lines += [f"- left out: {text}" for text in result.excluded_by_reason()] + [""]
     return lines
 
 

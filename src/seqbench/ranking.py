@@ -35,6 +35,14 @@ class AcrossTasks:
     excluded: dict[str, str] = field(default_factory=dict)
     reason: str = ""  # why no ranking could be made ('' when it was)
 
+    def excluded_by_reason(self) -> list[str]:
+        """'entry, entry (reason)', one per distinct reason: a regime trained on some datasets only leaves
+        each of its entries out for the same missing tasks."""
+        groups: dict[str, list[str]] = {}
+        for label, why in self.excluded.items():
+            groups.setdefault(why, []).append(label)
+        return [f"{', '.join(labels)} ({why})" for why, labels in groups.items()]
+
 
 def across_tasks(summary: pd.DataFrame, name: str, families: tuple[str, ...]) -> AcrossTasks:
     s = summary
