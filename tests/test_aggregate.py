@@ -217,6 +217,13 @@ def test_regimes_side_by_side_and_lookback_searched_on_validation(tmp_path):
     assert "| protocol: mean ± std | 95% CI | vs best | tuned: mean ± std |" in board
     assert ("- tuned settings (where they differ from the protocol's): rnn: lr 0.003, instance_norm True; "
             "linear: lr 0.003, instance_norm True") in board
+    from seqbench import figures
+    from seqbench import leaderboard as L
+
+    h96_board = L.boards_for(tables["summary"], params, "etth1")[0][1][0]
+    handling = results.input_handling(params, results.load_jobs(params, Layout(tmp_path)))
+    assert ("<p class='tuned-settings'>Tuned settings (where they differ from the protocol's): rnn: lr 0.003, "
+            "instance_norm True; linear: lr 0.003, instance_norm True</p>") in figures.board_html(h96_board, handling)
     assert "| 3/3 | global norm, channels mixed / instance norm, channels mixed |" in board
     # a tuned job of a parameter-free model: missing, if the job list has one at all
     expected = {(j.dataset, j.model, j.seed) for j in params.train_jobs() if j.regime == "tuned" and j.model not in TRAINED}

@@ -202,9 +202,12 @@ def board_html(b: L.Board, handling: dict) -> str:
             out.append(cell("/".join(str(cells[g]["lookback"]) for g in b.regimes if g in cells), field="lookback"))
         rows.append("<tr>" + "".join(out) + "</tr>")
     notes = "".join(f"<li>no test: {html.escape(reason)}</li>" for reason in b.reasons)
+    tuned = "; ".join(L.tuned_settings(b, handling))
     return (f"<h4>{html.escape(b.title)}</h4>"
             + table(headers, rows, cls="leaderboard", dataset=b.dataset, task=b.task, selection=b.selection)
-            + (f"<ul class='no-test'>{notes}</ul>" if notes else ""))
+            + (f"<ul class='no-test'>{notes}</ul>" if notes else "")
+            + (f"<p class='tuned-settings'>Tuned settings (where they differ from the protocol's): "
+               f"{html.escape(tuned)}</p>" if tuned else ""))
 
 
 def references_html(refs: pd.DataFrame) -> str:

@@ -195,6 +195,12 @@ def settings_text(handling: dict, dataset: str, model: str, regime: str) -> str:
     return ", ".join(f"{k} {_setting(v)}" for k, v in changed.items())
 
 
+def tuned_settings(b: Board, handling: dict) -> list[str]:
+    """'model: what its search changed', for each tuned row of a table (the note under it)."""
+    texts = {m: settings_text(handling, b.dataset, m, "tuned") for m, cells in b.rows if "tuned" in cells}
+    return [f"{m}: {text}" for m, text in texts.items() if text]
+
+
 def boards_for(summary: pd.DataFrame, params: Params, dataset: str) -> list[tuple[str, list[Board]]]:
     """Per look-back group of a dataset, in protocol order: (group, its boards): the table of the group's
     shortest trained look-back, then the searched one when two or more look-backs were trained."""
@@ -243,8 +249,7 @@ def board_markdown(b: Board, handling: dict) -> list[str]:
         rows.append(row)
     lines += _md_table(headers, rows)
     lines += [f"- no test: {reason}" for reason in b.reasons]
-    tuned = [f"{m}: {settings_text(handling, b.dataset, m, 'tuned')}" for m, cells in b.rows
-             if "tuned" in cells and settings_text(handling, b.dataset, m, "tuned")]
+    tuned = tuned_settings(b, handling)
     if tuned:
         lines.append(f"- tuned settings (where they differ from the protocol's): {'; '.join(tuned)}")
     return lines + ([""] if b.reasons or tuned else [])
