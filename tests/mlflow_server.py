@@ -44,6 +44,7 @@ class Server:
             except OSError:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()  # a server that never answered must not outlive the test session
                 pytest.fail(f"mlflow server did not start: {(self.folder / 'server.log').read_text()[-2000:]}")
             time.sleep(0.5)
 
